@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Entry points. Each target sets up what it needs (scripts/setup.sh) and
+# builds incrementally in $(LU_CACHE) (default ~/.cache/rust-liveupdate).
+#
+#   make demo     build the kernel and run a Live Update in QEMU
+#   make test     every test: host unit tests, KUnit and kselftests in QEMU
+#   make build    set up and build the kernel (LU_CONFIG=debug for the debug kernel)
+#   make shell    boot the kernel into a busybox shell (DEVICES="edu nvme")
+#   make lint     rustfmt, clippy and checkpatch on the project's own code
+
+DEVICES ?= edu
+
+.PHONY: setup build test demo shell lint
+
+setup:
+	scripts/setup.sh
+
+build: setup
+	scripts/build-kernel.sh
+
+test:
+	scripts/test.sh
+
+demo: build
+	scripts/vmtest.sh test tools/vmtest/scenarios/stock-liveupdate.toml
+
+shell: build
+	scripts/vmtest.sh shell $(addprefix --device ,$(DEVICES))
+
+lint:
+	scripts/lint.sh

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Configure and build the kernel out of tree in $KBUILD_DIR, then install
+# the UAPI headers and build the selftests the guest runs.
+#
+#   LU_CONFIG=test   (default) scripts/configs/test.config on tinyconfig
+#   LU_CONFIG=debug  the same plus scripts/configs/debug.config
+#
+# The configuration is regenerated only when a fragment changed, and the
+# build directory is kept, so a run with nothing changed does no work.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+LU_CONFIG=${LU_CONFIG:-test}
+case $LU_CONFIG in
+test) FRAGMENTS=("$LU_TOP/scripts/configs/test.config") ;;
+debug) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/debug.config") ;;
+*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test or debug)" ;;
+esac
+
+lu_toolchain_env
+JOBS=${JOBS:-$(nproc)}
+MAKE=(make -s -C "$KERNEL_SRC" O="$KBUILD_DIR" -j"$JOBS")
+mkdir -p "$KBUILD_DIR"
+
+# Every CONFIG_X=v and "# CONFIG_X is not set" line of the fragments must
+# come out of olddefconfig exactly as written.
+check_config() {
+	local line sym want got bad=0
+	while read -r line; do
+		case $line in
+		CONFIG_*=*) sym=${line%%=*} want=${line#*=} ;;
+		"# CONFIG_"*" is not set") sym=${line#\# } sym=${sym%% *} want=n ;;
+		*) continue ;;
+		esac
+		got=$(sed -n "s/^$sym=\(.*\)/\1/p" "$KBUILD_DIR/.config")
+		[ -n "$got" ] || got=n
+		if [ "$got" != "$want" ]; then
+			echo "error: $sym=$want was asked for, the configuration has $sym=$got" >&2
+			bad=1
+		fi
+	done < <(cat "${FRAGMENTS[@]}")
+	[ $bad = 0 ] || lu_die "kernel configuration incomplete (dependencies missing?)"
+}
+
+configure() {
+	local stamp=$KBUILD_DIR/.lu-config-stamp sum
+	sum=$(cat "${FRAGMENTS[@]}" "$LU_TOP"/drivers/*/liveupdate/Kconfig \
+		"$LU_TOP"/drivers/*/*/liveupdate/Kconfig 2>/dev/null | sha256sum)
+	if [ -f "$KBUILD_DIR/.config" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+		return
+	fi
+	lu_step "configuring ($LU_CONFIG) in $KBUILD_DIR"
+	"${MAKE[@]}" tinyconfig
+	"$KERNEL_SRC/scripts/kconfig/merge_config.sh" -m -O "$KBUILD_DIR" \
+		"$KBUILD_DIR/.config" "${FRAGMENTS[@]}" >/dev/null
+	"${MAKE[@]}" olddefconfig
+	check_config
+	echo "$sum" >"$stamp"
+}
+
+"$LU_TOP/scripts/prepare-tree.sh"
+configure
+lu_step "building bzImage ($JOBS jobs)"
+"${MAKE[@]}" bzImage
+"${MAKE[@]}" headers_install
+
+# The guest runs the selftests as static binaries (no libc in the initramfs).
+SELFTEST_TARGETS=(liveupdate)
+for t in "${SELFTEST_TARGETS[@]}"; do
+	lu_step "building selftests: $t"
+	make -s -C "$KERNEL_SRC/tools/testing/selftests/$t" \
+		OUTPUT="$KBUILD_DIR/selftests/$t" \
+		KHDR_INCLUDES="-isystem $KBUILD_DIR/usr/include" LDFLAGS=-static
+done
+lu_step "kernel ready: $KBUILD_DIR/arch/x86/boot/bzImage"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Every test: the host unit tests of the Cargo workspace, then the kernel
+# build and every QEMU scenario (KUnit and kselftests, across kexec).
+# Sets itself up first. Ends with one "N passed, N failed" line for both.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+"$LU_TOP/scripts/setup.sh" || exit 1
+
+lu_step "host tests (cargo test)"
+(cd "$LU_TOP" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LU_CACHE/cargo-target} \
+	"$HOME/.cargo/bin/cargo" test --workspace --locked 2>&1) | tee -a "$log"
+host_rc=${PIPESTATUS[0]}
+
+"$LU_TOP/scripts/build-kernel.sh" || exit 1
+
+lu_step "kernel tests under QEMU"
+"$LU_TOP/scripts/vmtest.sh" test 2>&1 | tee -a "$log"
+vm_rc=${PIPESTATUS[0]}
+
+passed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | paste -sd+ | bc)
+failed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | paste -sd+ | bc)
+read -r vm_passed vm_failed < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | tail -1)
+passed=$((${passed:-0} + ${vm_passed:-0}))
+failed=$((${failed:-0} + ${vm_failed:-0}))
+# A runner that died without counting still fails the run.
+if [ "$host_rc" != 0 ] || [ "$vm_rc" != 0 ]; then
+	[ "$failed" -gt 0 ] || failed=1
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

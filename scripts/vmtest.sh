@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the QEMU runner and the guest init, then boot the built kernel.
+#
+#   scripts/vmtest.sh test [SCENARIO.toml...]   (default: every scenario)
+#   scripts/vmtest.sh shell [--device MODEL...]
+#
+# The serial logs and initramfs images go to $LU_OUT.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+LU_OUT=${LU_OUT:-$LU_CACHE/out/${LU_CONFIG:-test}}
+TRIPLE=x86_64-unknown-linux-gnu
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LU_CACHE/cargo-target}
+PATH=$HOME/.cargo/bin:$PATH
+
+KERNEL=$KBUILD_DIR/arch/x86/boot/bzImage
+[ -f "$KERNEL" ] || lu_die "no kernel at $KERNEL (run make build)"
+
+# Static binaries: the guest has no libc. --target keeps the flags off
+# build scripts and proc macros, which run on the host.
+lu_step "building lu-runner and lu-init"
+RUSTFLAGS="-C target-feature=+crt-static" \
+	cargo build -q --release --locked --target $TRIPLE -p lu-vmtest --manifest-path "$LU_TOP/Cargo.toml"
+BIN=$CARGO_TARGET_DIR/$TRIPLE/release
+
+bin_dirs=()
+for d in "$KBUILD_DIR"/selftests/*/; do
+	bin_dirs+=(--bin-dir "$d")
+done
+
+cmd=${1:-test}
+shift || true
+case $cmd in
+test)
+	[ $# -gt 0 ] || set -- "$LU_TOP"/tools/vmtest/scenarios/*.toml
+	exec "$BIN/lu-runner" test --kernel "$KERNEL" --out "$LU_OUT" "${bin_dirs[@]}" "$@"
+	;;
+shell)
+	exec "$BIN/lu-runner" shell --kernel "$KERNEL" --out "$LU_OUT" "${bin_dirs[@]}" "$@"
+	;;
+*)
+	lu_die "unknown command $cmd (test or shell)"
+	;;
+esac

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Boots the kernel under QEMU and runs scenarios in stages across kexec.
+//!
+//! ```text
+//! lu-runner test  --kernel bzImage --bin-dir DIR... [--out DIR] SCENARIO.toml...
+//! lu-runner shell --kernel bzImage [--bin-dir DIR...] [--device MODEL...]
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use lu_vmtest::cpio;
+use lu_vmtest::ktap::{Outcome, TestResult};
+use lu_vmtest::monitor::{End, Monitor};
+use lu_vmtest::plan::{self, Plan};
+use lu_vmtest::scenario::{Device, Scenario};
+
+const USAGE: &str = "usage:
+  lu-runner test  --kernel BZIMAGE [--bin-dir DIR]... [--out DIR] SCENARIO.toml...
+  lu-runner shell --kernel BZIMAGE [--bin-dir DIR]... [--device MODEL]...
+options:
+  --init PATH     guest init (default: lu-init next to lu-runner)
+  --busybox PATH  static busybox for the guest (default: /bin/busybox)
+  --qemu PATH     QEMU binary (default: qemu-system-x86_64, or $LU_QEMU)";
+
+struct Options {
+    kernel: PathBuf,
+    init: PathBuf,
+    busybox: PathBuf,
+    qemu: String,
+    bin_dirs: Vec<PathBuf>,
+    out: PathBuf,
+    devices: Vec<String>,
+    scenarios: Vec<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> Result<(String, Options), String> {
+    let mut it = args.iter();
+    let command = it.next().ok_or("no command")?.clone();
+    let sibling = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("lu-init");
+    let mut o = Options {
+        kernel: PathBuf::new(),
+        init: sibling,
+        busybox: "/bin/busybox".into(),
+        qemu: std::env::var("LU_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
+        bin_dirs: Vec::new(),
+        out: "lu-vmtest-out".into(),
+        devices: Vec::new(),
+        scenarios: Vec::new(),
+    };
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--kernel" => o.kernel = value()?.into(),
+            "--init" => o.init = value()?.into(),
+            "--busybox" => o.busybox = value()?.into(),
+            "--qemu" => o.qemu = value()?,
+            "--bin-dir" => o.bin_dirs.push(value()?.into()),
+            "--out" => o.out = value()?.into(),
+            "--device" => o.devices.push(value()?),
+            a if a.starts_with('-') => return Err(format!("unknown option {a}")),
+            a => o.scenarios.push(a.into()),
+        }
+    }
+    if o.kernel.as_os_str().is_empty() {
+        return Err("--kernel is required".into());
+    }
+    for (what, path) in [
+        ("kernel", &o.kernel),
+        ("guest init", &o.init),
+        ("busybox", &o.busybox),
+    ] {
+        if !path.is_file() {
+            return Err(format!("{what} not found: {}", path.display()));
+        }
+    }
+    Ok((command, o))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, opts) = match parse_args(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("lu-runner: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command.as_str() {
+        "test" if !opts.scenarios.is_empty() => test(&opts),
+        "shell" => shell(&opts),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("lu-runner: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every scenario; true when all passed.
+fn test(opts: &Options) -> Result<bool, String> {
+    fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    let mut all = Vec::new();
+    for path in &opts.scenarios {
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let scenario = Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("==> {name}: {}", scenario.description);
+        let started = Instant::now();
+        let log = opts.out.join(format!("{name}.serial.log"));
+        let results = run_scenario(&name, &scenario, opts, &log)?;
+        let failed: Vec<_> = results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Fail)
+            .collect();
+        for r in &failed {
+            println!("FAIL {name}: {}", r.name);
+            for line in r.detail.lines() {
+                println!("     {line}");
+            }
+        }
+        let count = |o| results.iter().filter(|r| r.outcome == o).count();
+        println!(
+            "<== {name}: {} passed, {} failed, {} skipped in {:.1} s{}",
+            count(Outcome::Pass),
+            failed.len(),
+            count(Outcome::Skip),
+            started.elapsed().as_secs_f64(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!("; serial log: {}", log.display())
+            }
+        );
+        all.extend(results);
+    }
+    let count = |o| all.iter().filter(|r| r.outcome == o).count();
+    let (passed, failed, skipped) = (
+        count(Outcome::Pass),
+        count(Outcome::Fail),
+        count(Outcome::Skip),
+    );
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    Ok(failed == 0)
+}
+
+fn run_scenario(
+    name: &str,
+    scenario: &Scenario,
+    opts: &Options,
+    log: &Path,
+) -> Result<Vec<TestResult>, String> {
+    let plan = scenario.plan();
+    let initrd = opts.out.join(format!("{name}.cpio"));
+    let programs = scenario.programs();
+    write_initramfs(&initrd, &plan, &programs, opts)?;
+    let mut qemu = qemu_command(
+        opts,
+        &scenario.devices,
+        scenario.memory_mib,
+        &initrd,
+        &plan.stages[0].cmdline,
+    );
+    qemu.args(["-serial", "stdio"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = qemu.spawn().map_err(|e| format!("{}: {e}", opts.qemu))?;
+    let lines = console_lines(&mut child);
+    let mut log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut monitor = Monitor::new(plan.stages.len());
+    let limit = Duration::from_secs(scenario.boot_timeout);
+    let mut boot_start = Instant::now();
+    let end = loop {
+        let left = (boot_start + limit).saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let _ = writeln!(log_file, "{line}");
+                let boots = monitor.boots();
+                for p in monitor.line(&line) {
+                    println!("    {name}: {p}");
+                }
+                if monitor.boots() != boots {
+                    boot_start = Instant::now();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                break End::TimedOut {
+                    secs: limit.as_secs(),
+                };
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break End::Exited,
+        }
+    };
+    let _ = child.wait();
+    if let End::TimedOut { secs } = end {
+        println!("    {name}: no end after {secs} s: QEMU killed");
+    }
+    Ok(monitor.finish(end))
+}
+
+/// QEMU's stdout and stderr as lines, stdout being the serial console.
+fn console_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn io::Read + Send>);
+    for stream in [stdout, stderr].into_iter().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for chunk in BufReader::new(stream).split(b'\n') {
+                let Ok(bytes) = chunk else { break };
+                let line = String::from_utf8_lossy(&bytes)
+                    .trim_end_matches('\r')
+                    .to_string();
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+fn qemu_command(
+    opts: &Options,
+    devices: &[Device],
+    memory_mib: u32,
+    initrd: &Path,
+    cmdline: &str,
+) -> Command {
+    let mut c = Command::new(&opts.qemu);
+    c.args([
+        "-M",
+        "q35,kernel-irqchip=split",
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+    ]);
+    c.args([
+        "-m",
+        &format!("{memory_mib}M"),
+        "-display",
+        "none",
+        "-nodefaults",
+        "-no-reboot",
+    ]);
+    // The IOMMU must come before the devices it translates for.
+    c.args(["-device", "intel-iommu,intremap=on,caching-mode=on"]);
+    for (i, dev) in devices.iter().enumerate() {
+        let port = i + 1;
+        c.args([
+            "-device",
+            &format!("pcie-root-port,id=rp{port},chassis={port},slot={port}"),
+        ]);
+        let props = dev
+            .props
+            .as_deref()
+            .map(|p| format!(",{p}"))
+            .unwrap_or_default();
+        c.args(["-device", &format!("{},bus=rp{port}{props}", dev.model)]);
+    }
+    c.arg("-kernel")
+        .arg(&opts.kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", cmdline]);
+    c
+}
+
+/// The initramfs: init, busybox, the plan, the test programs and, when
+/// there is a later stage to kexec into, the kernel itself.
+fn write_initramfs(
+    path: &Path,
+    plan: &Plan,
+    programs: &[&str],
+    opts: &Options,
+) -> Result<(), String> {
+    let read = |p: &Path| fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let io_err = |e: io::Error| format!("{}: {e}", path.display());
+    let file = File::create(path).map_err(io_err)?;
+    let mut w = cpio::Writer::new(io::BufWriter::new(file));
+    for dir in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/lu", "/lu/bin"] {
+        w.dir(dir, 0o755).map_err(io_err)?;
+    }
+    w.char_dev("/dev/console", 0o600, 5, 1).map_err(io_err)?;
+    w.file("/init", 0o755, &read(&opts.init)?).map_err(io_err)?;
+    w.file("/bin/busybox", 0o755, &read(&opts.busybox)?)
+        .map_err(io_err)?;
+    w.file(plan::PATH, 0o644, plan.encode()?.as_bytes())
+        .map_err(io_err)?;
+    if plan.stages.len() > 1 {
+        w.file("/lu/bzImage", 0o644, &read(&opts.kernel)?)
+            .map_err(io_err)?;
+    }
+    for prog in programs.iter().filter(|p| !p.starts_with('/')) {
+        let found = opts
+            .bin_dirs
+            .iter()
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file());
+        let src = found.ok_or(format!("program {prog} not found in any --bin-dir"))?;
+        w.file(&format!("/lu/bin/{prog}"), 0o755, &read(&src)?)
+            .map_err(io_err)?;
+    }
+    w.finish().and_then(|mut f| f.flush()).map_err(io_err)
+}
+
+/// Boots the kernel into an interactive busybox shell on this terminal.
+fn shell(opts: &Options) -> Result<bool, String> {
+    fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    let scenario = Scenario::parse("description = \"shell\"\n[[stage]]\n")?;
+    let mut plan = scenario.plan();
+    plan.stages[0].cmdline.push_str(" lu.mode=shell");
+    let initrd = opts.out.join("shell.cpio");
+    write_initramfs(&initrd, &plan, &[], opts)?;
+    let devices: Vec<Device> = opts
+        .devices
+        .iter()
+        .map(|m| Device {
+            model: m.clone(),
+            props: None,
+        })
+        .collect();
+    let mut qemu = qemu_command(opts, &devices, 1024, &initrd, &plan.stages[0].cmdline);
+    // Ctrl-A X quits QEMU; Ctrl-A C reaches its monitor.
+    qemu.args(["-serial", "mon:stdio"]);
+    println!("booting {} (Ctrl-A X quits)", opts.kernel.display());
+    let status = qemu.status().map_err(|e| format!("{}: {e}", opts.qemu))?;
+    Ok(status.success())
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The plan the host hands to the guest's init inside the initramfs.
+//!
+//! One entry per stage (boot): the kernel command line to kexec into that
+//! stage, and the programs to run once it is up. Stage 1 is booted by QEMU;
+//! every later stage is reached by a kexec Live Update from the one before.
+//!
+//! The text form is line based so the guest needs no parser library:
+//!
+//! ```text
+//! stage
+//! cmdline console=ttyS0 lu.stage=2 ...
+//! run 60<TAB>luo_kexec_simple<TAB>-s<TAB>2
+//! ```
+
+use std::fmt::Write;
+
+/// Where the plan lives in the initramfs.
+pub const PATH: &str = "/lu/plan";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Full kernel command line of this stage's boot.
+    pub cmdline: String,
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Program and arguments; the program is looked up in the guest's PATH.
+    pub argv: Vec<String>,
+    /// The guest kills the program after this many seconds.
+    pub timeout_secs: u32,
+}
+
+impl Run {
+    /// The command as one printable line.
+    pub fn command(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+impl Plan {
+    /// Encodes the plan; fails on text the format cannot carry.
+    pub fn encode(&self) -> Result<String, String> {
+        let mut out = String::new();
+        for stage in &self.stages {
+            if stage.cmdline.contains('\n') {
+                return Err("a kernel command line contains a newline".into());
+            }
+            let _ = writeln!(out, "stage\ncmdline {}", stage.cmdline);
+            for run in &stage.runs {
+                if run.argv.is_empty() {
+                    return Err("a run has no program".into());
+                }
+                if let Some(a) = run.argv.iter().find(|a| a.contains(['\t', '\n'])) {
+                    return Err(format!("argument {a:?} contains a tab or newline"));
+                }
+                let _ = writeln!(out, "run {}\t{}", run.timeout_secs, run.argv.join("\t"));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn decode(text: &str) -> Result<Plan, String> {
+        let mut stages: Vec<Stage> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let bad = |what: &str| format!("plan line {}: {what}: {line:?}", n + 1);
+            if line == "stage" {
+                stages.push(Stage {
+                    cmdline: String::new(),
+                    runs: Vec::new(),
+                });
+                continue;
+            }
+            let stage = stages
+                .last_mut()
+                .ok_or_else(|| bad("entry before any stage"))?;
+            if let Some(cmdline) = line.strip_prefix("cmdline ") {
+                stage.cmdline = cmdline.to_string();
+            } else if let Some(rest) = line.strip_prefix("run ") {
+                let mut fields = rest.split('\t');
+                let timeout_secs = fields
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| bad("bad timeout"))?;
+                let argv: Vec<String> = fields.map(str::to_string).collect();
+                if argv.is_empty() || argv[0].is_empty() {
+                    return Err(bad("run without a program"));
+                }
+                stage.runs.push(Run { argv, timeout_secs });
+            } else {
+                return Err(bad("unknown entry"));
+            }
+        }
+        if stages.is_empty() {
+            return Err("the plan has no stage".into());
+        }
+        Ok(Plan { stages })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        let run = |argv: &[&str]| Run {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            timeout_secs: 30,
+        };
+        Plan {
+            stages: vec![
+                Stage {
+                    cmdline: "console=ttyS0 lu.stage=1".into(),
+                    runs: vec![run(&["a", "-s", "1"])],
+                },
+                Stage {
+                    cmdline: "console=ttyS0 lu.stage=2".into(),
+                    runs: vec![run(&["b", "x y"])],
+                },
+                Stage {
+                    cmdline: "lu.stage=3".into(),
+                    runs: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let plan = sample();
+        assert_eq!(Plan::decode(&plan.encode().unwrap()).unwrap(), plan);
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_carry() {
+        let mut plan = sample();
+        plan.stages[0].runs[0].argv.push("a\tb".into());
+        assert!(plan.encode().is_err());
+        let mut plan = sample();
+        plan.stages[1].cmdline.push('\n');
+        assert!(plan.encode().is_err());
+    }
+
+    #[test]
+    fn rejects_malformed_text() {
+        for text in [
+            "",
+            "run 5\tx",
+            "stage\nrun x\tprog",
+            "stage\nrun 5",
+            "stage\nbogus",
+        ] {
+            assert!(Plan::decode(text).is_err(), "{text:?}");
+        }
+    }
+}

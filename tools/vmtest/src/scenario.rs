@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Scenarios: which devices, which tests in which stage, as data.
+//!
+//! A scenario is a TOML file; its stages are boots, each stage after the
+//! first reached by a kexec Live Update from the one before:
+//!
+//! ```toml
+//! description = "stock LUO selftests across one kexec"
+//! devices = [{ model = "edu" }]
+//!
+//! [[stage]]
+//! kunit = "rust_*"                 # KUnit suites run at this boot
+//! run = [["luo_kexec_simple", "-s", "1"]]
+//!
+//! [[stage]]
+//! run = [["luo_kexec_simple", "-s", "2"]]
+//! ```
+
+use serde::Deserialize;
+
+use crate::plan::{self, Plan};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub description: String,
+    /// Hard limit on one boot, from its start to the next kexec or power off.
+    #[serde(default = "default_boot_timeout")]
+    pub boot_timeout: u64,
+    #[serde(default = "default_memory")]
+    pub memory_mib: u32,
+    /// Extra kernel parameters, on every stage.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    /// PCI devices, each behind its own PCIe root port.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    #[serde(rename = "stage")]
+    pub stages: Vec<StageSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// QEMU device model, e.g. "edu", "nvme", "igb".
+    pub model: String,
+    /// Extra QEMU properties, e.g. "serial=lu0".
+    #[serde(default)]
+    pub props: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// KUnit suite glob to run at this boot; without it KUnit stays off.
+    #[serde(default)]
+    pub kunit: Option<String>,
+    /// Programs with their arguments, run in order.
+    #[serde(default)]
+    pub run: Vec<Vec<String>>,
+    /// Per-program time limit inside the guest.
+    #[serde(default = "default_run_timeout")]
+    pub run_timeout: u32,
+}
+
+fn default_boot_timeout() -> u64 {
+    300
+}
+fn default_memory() -> u32 {
+    1024
+}
+fn default_run_timeout() -> u32 {
+    120
+}
+
+/// Kernel parameters every stage gets.
+const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 intel_iommu=on liveupdate=on";
+
+impl Scenario {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        if s.stages.is_empty() {
+            return Err("a scenario needs at least one [[stage]]".into());
+        }
+        if let Some(run) = s
+            .stages
+            .iter()
+            .flat_map(|st| &st.run)
+            .find(|r| r.is_empty())
+        {
+            return Err(format!("empty command in a stage: {run:?}"));
+        }
+        if let Some(bad) = s
+            .cmdline
+            .iter()
+            .find(|p| p.starts_with("lu.") || p.starts_with("kunit."))
+        {
+            return Err(format!(
+                "{bad}: lu.* and kunit.* parameters are set by the runner"
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The kernel command line of stage `n` (1-based).
+    pub fn cmdline(&self, n: usize) -> String {
+        let stage = &self.stages[n - 1];
+        let mut words = vec![BASE_CMDLINE.to_string(), format!("lu.stage={n}")];
+        words.extend(self.cmdline.iter().cloned());
+        match &stage.kunit {
+            Some(glob) => words.push(format!("kunit.filter_glob={glob}")),
+            None => words.push("kunit.enable=0".into()),
+        }
+        words.join(" ")
+    }
+
+    /// The plan the guest follows.
+    pub fn plan(&self) -> Plan {
+        Plan {
+            stages: (1..=self.stages.len())
+                .map(|n| plan::Stage {
+                    cmdline: self.cmdline(n),
+                    runs: self.stages[n - 1]
+                        .run
+                        .iter()
+                        .map(|argv| plan::Run {
+                            argv: argv.clone(),
+                            timeout_secs: self.stages[n - 1].run_timeout,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every program the guest runs, each once.
+    pub fn programs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .stages
+            .iter()
+            .flat_map(|s| &s.run)
+            .map(|r| r[0].as_str())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_STAGES: &str = r#"
+        description = "d"
+        devices = [{ model = "edu" }]
+        [[stage]]
+        kunit = "rust_*"
+        run = [["t", "-s", "1"], ["u"]]
+        [[stage]]
+        run = [["t", "-s", "2"]]
+    "#;
+
+    #[test]
+    fn stages_become_a_plan() {
+        let s = Scenario::parse(TWO_STAGES).unwrap();
+        let plan = s.plan();
+        assert_eq!(plan.stages.len(), 2);
+        assert!(plan.stages[0].cmdline.contains("lu.stage=1"));
+        assert!(plan.stages[0].cmdline.contains("kunit.filter_glob=rust_*"));
+        assert!(plan.stages[1].cmdline.contains("lu.stage=2 kunit.enable=0"));
+        assert_eq!(plan.stages[1].runs[0].argv, ["t", "-s", "2"]);
+        assert_eq!(s.programs(), ["t", "u"]);
+    }
+
+    #[test]
+    fn rejects_bad_scenarios() {
+        for text in [
+            "description = \"d\"\nstage = []",
+            "description = \"d\"\n[[stage]]\nrun = [[]]",
+            "description = \"d\"\ncmdline = [\"lu.stage=3\"]\n[[stage]]",
+            "description = \"d\"\n[[stage]]\nbogus = 1",
+            "[[stage]]",
+        ] {
+            assert!(Scenario::parse(text).is_err(), "{text}");
+        }
+    }
+}
