@@ -120,11 +120,10 @@ fn mount_all() -> io::Result<()> {
 fn run_program(index: usize, run: &Run) -> RunStatus {
     let out_path = format!("/tmp/lu-run-{index}.out");
     let spawned = File::create(&out_path).and_then(|out| {
-        Command::new(&run.argv[0])
+        Command::new(resolve(&run.argv[0]))
             .args(&run.argv[1..])
             .env_clear()
             .env("PATH", PATH)
-            .current_dir("/tmp")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -168,6 +167,18 @@ fn run_program(index: usize, run: &Run) -> RunStatus {
     }
     let _ = fs::remove_file(&out_path);
     status
+}
+
+/// The program's path, looked up in [`PATH`] here rather than by std (see
+/// the comment on the working directory in `main`).
+fn resolve(program: &str) -> String {
+    if program.contains('/') {
+        return program.to_string();
+    }
+    PATH.split(':')
+        .map(|dir| format!("{dir}/{program}"))
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| program.to_string())
 }
 
 /// Packs the root file system (not what is mounted on it) as the next

@@ -169,8 +169,8 @@ fn run_scenario(
 ) -> Result<Vec<TestResult>, String> {
     let plan = scenario.plan();
     let initrd = opts.out.join(format!("{name}.cpio"));
-    let programs = scenario.programs();
-    write_initramfs(&initrd, &plan, &programs, opts)?;
+    let programs: Vec<String> = scenario.programs().into_iter().map(String::from).collect();
+    write_initramfs(&initrd, &plan, &programs, plan.stages.len() > 1, opts)?;
     let mut qemu = qemu_command(
         opts,
         &scenario.devices,
@@ -299,7 +299,8 @@ fn qemu_command(
 fn write_initramfs(
     path: &Path,
     plan: &Plan,
-    programs: &[&str],
+    programs: &[String],
+    with_kernel: bool,
     opts: &Options,
 ) -> Result<(), String> {
     let read = |p: &Path| fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
@@ -315,7 +316,7 @@ fn write_initramfs(
         .map_err(io_err)?;
     w.file(plan::PATH, 0o644, plan.encode()?.as_bytes())
         .map_err(io_err)?;
-    if plan.stages.len() > 1 {
+    if with_kernel {
         w.file("/lu/bzImage", 0o644, &read(&opts.kernel)?)
             .map_err(io_err)?;
     }
@@ -339,7 +340,15 @@ fn shell(opts: &Options) -> Result<bool, String> {
     let mut plan = scenario.plan();
     plan.stages[0].cmdline.push_str(" lu.mode=shell");
     let initrd = opts.out.join("shell.cpio");
-    write_initramfs(&initrd, &plan, &[], opts)?;
+    // Everything at hand for poking around, including a kernel to kexec.
+    let mut programs = Vec::new();
+    for dir in &opts.bin_dirs {
+        let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries.flatten().filter(|e| e.path().is_file()) {
+            programs.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    write_initramfs(&initrd, &plan, &programs, true, opts)?;
     let devices: Vec<Device> = opts
         .devices
         .iter()
