@@ -15,8 +15,9 @@ lu_step "clippy"
 cargo clippy -q --workspace --all-targets --locked -- -D warnings
 lu_step "checkpatch"
 [ -x "$KERNEL_SRC/scripts/checkpatch.pl" ] || lu_die "no kernel tree (run make setup)"
+# On stdin: checkpatch reads a git-tracked file as source, not as a patch.
 grep -v '^\s*\(#\|$\)' patches/series | while read -r p; do
-	"$KERNEL_SRC/scripts/checkpatch.pl" --no-tree --strict -q "patches/$p" ||
+	"$KERNEL_SRC/scripts/checkpatch.pl" --no-tree --strict -q - <"patches/$p" ||
 		lu_die "checkpatch: patches/$p"
 done
 lu_step "lint clean"
