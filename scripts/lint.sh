@@ -13,11 +13,23 @@ lu_step "rustfmt"
 cargo fmt --all --check
 lu_step "clippy"
 cargo clippy -q --workspace --all-targets --locked -- -D warnings
+lu_step "rustfmt (kernel code, the kernel's .rustfmt.toml)"
+[ -f "$KERNEL_SRC/.rustfmt.toml" ] || lu_die "no kernel tree (run make setup)"
+find rust drivers -name '*.rs' -print0 2>/dev/null |
+	xargs -0 -r rustfmt --check --edition 2021 --config-path "$KERNEL_SRC/.rustfmt.toml"
+lu_step "clippy (kernel code, in $LU_CACHE/build/clippy)"
+LU_CONFIG=test KBUILD_DIR=$LU_CACHE/build/clippy "$LU_TOP/scripts/build-kernel.sh" >/dev/null
+lu_toolchain_env
+make -s -C "$KERNEL_SRC" O="$LU_CACHE/build/clippy" -j"$(nproc)" CLIPPY=1 KRUSTFLAGS=-Dwarnings \
+	rust/ lib/tests/ drivers/pci/ drivers/vfio/
 lu_step "checkpatch"
 [ -x "$KERNEL_SRC/scripts/checkpatch.pl" ] || lu_die "no kernel tree (run make setup)"
 # On stdin: checkpatch reads a git-tracked file as source, not as a patch.
 grep -v '^\s*\(#\|$\)' patches/series | while read -r p; do
 	"$KERNEL_SRC/scripts/checkpatch.pl" --no-tree --strict -q - <"patches/$p" ||
 		lu_die "checkpatch: patches/$p"
+done
+git ls-files -co --exclude-standard '*.c' '*.h' | while read -r f; do
+	"$KERNEL_SRC/scripts/checkpatch.pl" --no-tree --strict -q -f "$f" || lu_die "checkpatch: $f"
 done
 lu_step "lint clean"

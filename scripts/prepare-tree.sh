@@ -20,6 +20,7 @@ OVERLAY_MAP=(
 	"include/kho/abi:include/linux/kho/abi"
 	"tools/testing/selftests:tools/testing/selftests"
 	"Documentation:Documentation"
+	"lib/tests:lib/tests"
 )
 
 lay_overlay() {

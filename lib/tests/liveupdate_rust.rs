@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Cross-kexec test of the Rust Live Update abstractions.
+//!
+//! Files opened on `/dev/rust_luo_test` carry a value set with an ioctl. The file handler
+//! preserves that value in KHO memory, and a test FLB, preserved with the first such file,
+//! counts the files preserved. After the kexec, retrieving the file gives back the value and
+//! the FLB count: `tools/testing/selftests/rust_liveupdate` checks both.
+//!
+//! LUO's retrieve must produce a `struct file`; since there is no Rust API that creates one,
+//! the test device "parks" the file opened last, and retrieve hands that file back. Userspace
+//! opens the device right before it retrieves.
+
+use kernel::{
+    fs::File,
+    ioctl::_IO,
+    kho::{Incoming, KhoMem, Outgoing},
+    liveupdate::{FileHandler, Flb, FlbOps, Handle, Preservation, Registration, RetrieveStatus},
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    new_mutex,
+    prelude::*,
+    sync::{aref::ARef, Arc, Mutex, SetOnce},
+};
+
+module! {
+    type: RustLiveupdateTest,
+    name: "liveupdate_rust_test",
+    authors: ["Rust Live Update developers"],
+    description: "Cross-kexec test of the Rust Live Update abstractions",
+    license: "GPL",
+}
+
+/// Sets the value of a test file (argument: the value).
+const SET_VALUE: u32 = _IO(b'L' as u32, 0x70);
+/// Returns the value of a test file.
+const GET_VALUE: u32 = _IO(b'L' as u32, 0x71);
+/// Returns how many files the FLB counted when the previous kernel preserved them.
+const GET_FLB_FILES: u32 = _IO(b'L' as u32, 0x72);
+
+const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
+const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
+
+/// The state the device, the handler and the FLB share.
+#[pin_data]
+struct State {
+    /// Open test files: the address of the `struct file` and its value.
+    #[pin]
+    files: Mutex<KVec<(usize, u64)>>,
+    /// The file opened last, which retrieve hands back.
+    #[pin]
+    parked: Mutex<Option<ARef<File>>>,
+    /// The FLB's file count as retrieved in this kernel, if any.
+    #[pin]
+    flb_files: Mutex<Option<u64>>,
+}
+
+static STATE: SetOnce<Arc<State>> = SetOnce::new();
+
+fn state() -> Result<&'static Arc<State>> {
+    STATE.as_ref().ok_or(ENODEV)
+}
+
+fn key(file: &File) -> usize {
+    file.as_ptr() as usize
+}
+
+fn value_of(file: &File) -> Option<u64> {
+    let files = state().ok()?.files.lock();
+    files.iter().find(|(k, _)| *k == key(file)).map(|(_, v)| *v)
+}
+
+fn set_value(file: &File, value: u64) -> Result {
+    let mut files = state()?.files.lock();
+    let entry = files
+        .iter_mut()
+        .find(|(k, _)| *k == key(file))
+        .ok_or(ENOENT)?;
+    entry.1 = value;
+    Ok(())
+}
+
+struct TestDevice;
+
+#[vtable]
+impl MiscDevice for TestDevice {
+    type Ptr = ();
+
+    fn open(file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<()> {
+        let state = state()?;
+        state.files.lock().push((key(file), 0), GFP_KERNEL)?;
+        *state.parked.lock() = Some(ARef::from(file));
+        Ok(())
+    }
+
+    fn release(_device: (), file: &File) {
+        if let Ok(state) = state() {
+            state.files.lock().retain(|(k, _)| *k != key(file));
+        }
+    }
+
+    fn ioctl(_device: (), file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            SET_VALUE => set_value(file, arg as u64).map(|()| 0),
+            GET_VALUE => value_of(file).map(|v| v as isize).ok_or(ENOENT),
+            GET_FLB_FILES => state()?.flb_files.lock().map(|n| n as isize).ok_or(ENODATA),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// The test FLB in the outgoing kernel: its KHO memory holds the magic and the file count.
+#[pin_data]
+struct FlbOut {
+    #[pin]
+    mem: Mutex<KhoMem<Outgoing>>,
+}
+
+/// The test FLB rebuilt in the incoming kernel.
+struct FlbIn {
+    files: u64,
+    _mem: KhoMem<Incoming>,
+}
+
+struct TestFlb;
+
+#[vtable]
+impl FlbOps for TestFlb {
+    type Outgoing = Pin<KBox<FlbOut>>;
+    type Incoming = KBox<FlbIn>;
+
+    fn preserve() -> Result<(Handle, Self::Outgoing)> {
+        let mut mem = KhoMem::alloc_preserve(2 * core::mem::size_of::<u64>())?;
+        *mem.view_mut::<u64>(0)? = FLB_MAGIC;
+        let handle = Handle::of(&mem);
+        let obj = KBox::pin_init(pin_init!(FlbOut { mem <- new_mutex!(mem) }), GFP_KERNEL)?;
+        Ok((handle, obj))
+    }
+
+    fn unpreserve(_handle: Handle, _obj: Self::Outgoing) {}
+
+    fn retrieve(handle: Handle) -> Result<Self::Incoming> {
+        let mem = handle.restore()?;
+        if *mem.view::<u64>(0)? != FLB_MAGIC {
+            pr_err!("test FLB: bad magic in the handed-over memory\n");
+            return Err(EINVAL);
+        }
+        let files = *mem.view::<u64>(8)?;
+        Ok(KBox::new(FlbIn { files, _mem: mem }, GFP_KERNEL)?)
+    }
+
+    fn finish(obj: Self::Incoming) {
+        pr_info!("test FLB: finished ({} files)\n", obj.files);
+    }
+}
+
+static TEST_FLB: Flb<TestFlb> = Flb::new(c"rust-luo-test-flb-v1");
+
+/// Adds `delta` to the file count kept in the outgoing FLB memory.
+fn count_flb_file(delta: i64) -> Result {
+    let flb = TEST_FLB.outgoing()?;
+    let obj = flb.get();
+    let mut mem = obj.mem.lock();
+    let files = mem.view_mut::<u64>(8)?;
+    *files = files.checked_add_signed(delta).ok_or(EINVAL)?;
+    Ok(())
+}
+
+struct TestHandler;
+
+#[vtable]
+impl FileHandler for TestHandler {
+    type Preserved = KBox<KhoMem<Outgoing>>;
+
+    fn can_preserve(file: &File) -> bool {
+        value_of(file).is_some()
+    }
+
+    fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
+        let value = value_of(file).ok_or(EINVAL)?;
+        let mut mem = KhoMem::alloc_preserve(2 * core::mem::size_of::<u64>())?;
+        *mem.view_mut::<u64>(0)? = FILE_MAGIC;
+        *mem.view_mut::<u64>(8)? = value;
+        count_flb_file(1)?;
+        Ok(Preservation {
+            handle: Handle::of(&mem),
+            state: KBox::new(mem, GFP_KERNEL)?,
+        })
+    }
+
+    fn unpreserve(_file: &File, _handle: Handle, _state: Self::Preserved) {
+        if count_flb_file(-1).is_err() {
+            pr_err!("test handler: FLB gone before its last file\n");
+        }
+    }
+
+    fn retrieve(handle: Handle) -> Result<ARef<File>> {
+        let mem = handle.restore()?;
+        if *mem.view::<u64>(0)? != FILE_MAGIC {
+            pr_err!("test handler: bad magic in the handed-over memory\n");
+            return Err(EINVAL);
+        }
+        let value = *mem.view::<u64>(8)?;
+        let flb = TEST_FLB.incoming()?;
+        let state = state()?;
+        *state.flb_files.lock() = Some(flb.get().files);
+        let file = state.parked.lock().take().ok_or(ENOENT)?;
+        set_value(&file, value)?;
+        Ok(file)
+    }
+
+    fn finish(_file: Option<&File>, handle: Handle, status: RetrieveStatus) {
+        // Never retrieved: the memory is still ours to free.
+        if status == RetrieveStatus::NotAttempted {
+            drop(handle.restore());
+        }
+    }
+}
+
+#[pin_data]
+struct RustLiveupdateTest {
+    #[pin]
+    device: MiscDeviceRegistration<TestDevice>,
+    #[pin]
+    handler: Registration<TestHandler>,
+}
+
+impl kernel::InPlaceModule for RustLiveupdateTest {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            device <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"rust_luo_test",
+            }),
+            handler <- Registration::new(c"rust-luo-test-v1"),
+        })
+        .pin_chain(|this| {
+            let state = Arc::pin_init(
+                pin_init!(State {
+                    files <- new_mutex!(KVec::new()),
+                    parked <- new_mutex!(None),
+                    flb_files <- new_mutex!(None),
+                }),
+                GFP_KERNEL,
+            )?;
+            if !STATE.populate(state) {
+                return Err(EBUSY);
+            }
+            this.handler.add_flb(&TEST_FLB)
+        })
+    }
+}

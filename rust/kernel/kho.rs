@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kexec HandOver (KHO): memory handed from one kernel to the next.
+//!
+//! C headers: [`include/linux/kexec_handover.h`](srctree/include/linux/kexec_handover.h),
+//! [`include/linux/kho_block.h`](srctree/include/linux/kho_block.h).
+//!
+//! A kernel about to kexec allocates and preserves memory with [`KhoMem::alloc_preserve`],
+//! fills it in, and hands its physical address ([`KhoMem::phys`]) to the next kernel, usually
+//! as the `u64` of a Live Update file or FLB, while it keeps the object alive until the kexec.
+//! The next kernel takes the memory back with [`KhoMem::restore`]. Everything read from such memory came from another kernel: read it
+//! through [`FromBytes`] types only and validate it before use.
+//!
+//! [`KhoBlockSet`] holds a variable number of fixed-size entries in a chain of preserved pages.
+
+use crate::{
+    bindings,
+    error::{from_err_ptr, to_result},
+    page::PAGE_SIZE,
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    types::Opaque,
+};
+use core::{marker::PhantomData, mem::size_of, ptr::NonNull};
+
+/// Memory this kernel preserves for the next one.
+pub struct Outgoing;
+
+/// Memory the previous kernel preserved for this one.
+pub struct Incoming;
+
+/// The direction of a [`KhoMem`]: it decides how the memory is released.
+pub trait Direction: private::Sealed {
+    #[doc(hidden)]
+    /// Releases memory of `size` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` and `size` come from a [`KhoMem`] of this direction that is being dropped.
+    unsafe fn release(ptr: NonNull<u8>, size: usize);
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for super::Outgoing {}
+    impl Sealed for super::Incoming {}
+}
+
+impl Direction for Outgoing {
+    unsafe fn release(ptr: NonNull<u8>, _size: usize) {
+        // SAFETY: By the safety requirements, `ptr` came from `kho_alloc_preserve()` and has not
+        // been freed.
+        unsafe { bindings::kho_unpreserve_free(ptr.as_ptr().cast()) };
+    }
+}
+
+impl Direction for Incoming {
+    unsafe fn release(ptr: NonNull<u8>, _size: usize) {
+        // SAFETY: By the safety requirements, `ptr` is the address of a folio restored with
+        // `kho_restore_folio()` that we own.
+        unsafe { bindings::folio_put(bindings::virt_to_folio(ptr.as_ptr().cast())) };
+    }
+}
+
+/// Physically contiguous memory preserved across kexec with KHO.
+///
+/// `KhoMem<Outgoing>` is allocated and preserved by this kernel; dropping it unpreserves and
+/// frees it, so an object that is still alive at the kexec is what gets handed over.
+/// `KhoMem<Incoming>` was preserved by the previous kernel and restored here; dropping it frees
+/// it.
+///
+/// # Invariants
+///
+/// `ptr` points to `size` bytes of memory owned by this object: for [`Outgoing`], a
+/// `kho_alloc_preserve()` allocation that is still preserved; for [`Incoming`], the whole of a
+/// folio restored by `kho_restore_folio()`. `size` is a power of two of at least `PAGE_SIZE`.
+pub struct KhoMem<D: Direction> {
+    ptr: NonNull<u8>,
+    size: usize,
+    _dir: PhantomData<D>,
+}
+
+// SAFETY: The memory is owned by the object and may be used and freed from any thread.
+unsafe impl<D: Direction> Send for KhoMem<D> {}
+// SAFETY: Shared references only give shared access to the bytes.
+unsafe impl<D: Direction> Sync for KhoMem<D> {}
+
+impl<D: Direction> KhoMem<D> {
+    /// The size in bytes, a power of two of at least a page.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The physical address of the first byte.
+    pub fn phys(&self) -> u64 {
+        // SAFETY: `ptr` is a valid direct-map address by the type invariants.
+        unsafe { bindings::virt_to_phys(self.ptr.as_ptr().cast()) }
+    }
+
+    /// The memory as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: By the type invariants `ptr` points to `size` bytes that we own; they were
+        // zeroed or written by a kernel, so they are initialised.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.size) }
+    }
+
+    /// The memory as mutable bytes.
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: As in `as_bytes`, and `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.size) }
+    }
+
+    /// A typed view of the `T` at `offset`.
+    ///
+    /// Fails with `EINVAL` when `T` does not fit there or `offset` is not aligned for `T`.
+    pub fn view<T: FromBytes>(&self, offset: usize) -> Result<&T> {
+        let end = offset.checked_add(size_of::<T>()).ok_or(EINVAL)?;
+        T::from_bytes(self.as_bytes().get(offset..end).ok_or(EINVAL)?).ok_or(EINVAL)
+    }
+
+    /// A mutable typed view of the `T` at `offset`; see [`KhoMem::view`].
+    pub fn view_mut<T: FromBytes + AsBytes>(&mut self, offset: usize) -> Result<&mut T> {
+        let end = offset.checked_add(size_of::<T>()).ok_or(EINVAL)?;
+        let bytes = self.as_bytes_mut().get_mut(offset..end).ok_or(EINVAL)?;
+        T::from_bytes_mut(bytes).ok_or(EINVAL)
+    }
+}
+
+impl KhoMem<Outgoing> {
+    /// Allocates at least `size` bytes of zeroed memory and preserves it for the next kernel.
+    ///
+    /// The size is rounded up to a power-of-two number of pages. Fails with `EINVAL` for a
+    /// zero size, `E2BIG` beyond the largest page allocation, `ENOMEM` when out of memory.
+    pub fn alloc_preserve(size: usize) -> Result<Self> {
+        if size == 0 {
+            return Err(EINVAL);
+        }
+        #[cfg(CONFIG_KUNIT)]
+        testing::maybe_fail()?;
+        let rounded = size
+            .max(PAGE_SIZE)
+            .checked_next_power_of_two()
+            .ok_or(E2BIG)?;
+        // SAFETY: `kho_alloc_preserve()` may be called with any size.
+        let ptr = from_err_ptr(unsafe { bindings::kho_alloc_preserve(size) })?;
+        // INVARIANT: `kho_alloc_preserve()` allocated and preserved `2^get_order(size)` pages,
+        // which is `rounded` bytes.
+        Ok(Self {
+            ptr: NonNull::new(ptr.cast()).ok_or(ENOMEM)?,
+            size: rounded,
+            _dir: PhantomData,
+        })
+    }
+}
+
+impl KhoMem<Incoming> {
+    /// Takes back the memory the previous kernel preserved at `phys`.
+    ///
+    /// KHO checks that `phys` is the start of memory preserved for this kernel and not restored
+    /// before; otherwise this fails with `EINVAL` (and KHO warns once). The contents are
+    /// whatever the previous kernel wrote: validate them before use.
+    pub fn restore(phys: u64) -> Result<Self> {
+        if phys == 0 || phys % PAGE_SIZE as u64 != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `kho_restore_folio()` validates `phys` and returns NULL when it is not the
+        // head of a preserved folio.
+        let folio = unsafe { bindings::kho_restore_folio(phys) };
+        if folio.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `folio` is a valid folio we now own.
+        let (addr, size) = unsafe { (bindings::folio_address(folio), bindings::folio_size(folio)) };
+        // INVARIANT: the folio restored above starts at `addr` and spans `size` bytes.
+        Ok(Self {
+            ptr: NonNull::new(addr.cast()).ok_or(EINVAL)?,
+            size,
+            _dir: PhantomData,
+        })
+    }
+}
+
+impl<D: Direction> Drop for KhoMem<D> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `size` come from this object of direction `D`.
+        unsafe { D::release(self.ptr, self.size) };
+    }
+}
+
+/// A chain of preserved pages holding entries of type `E`, for arrays whose length is not known
+/// in advance.
+///
+/// Only the physical address of the first block ([`KhoBlockSet::head_phys`]) needs handing over;
+/// the next kernel rebuilds the set with [`KhoBlockSet::restore`], which rejects chains that loop
+/// or blocks whose entry count does not fit a block.
+///
+/// # Invariants
+///
+/// `inner` is a `struct kho_block_set` initialised for entries of `size_of::<E>()` bytes.
+#[pin_data(PinnedDrop)]
+pub struct KhoBlockSet<E> {
+    #[pin]
+    inner: Opaque<bindings::kho_block_set>,
+    _entry: PhantomData<E>,
+}
+
+// SAFETY: The block set owns its memory; `&mut` access is required for every change.
+unsafe impl<E: Send> Send for KhoBlockSet<E> {}
+// SAFETY: Shared references only read.
+unsafe impl<E: Sync> Sync for KhoBlockSet<E> {}
+
+impl<E: FromBytes + AsBytes + Copy> KhoBlockSet<E> {
+    /// Entries that fit one block.
+    pub const ENTRIES_PER_BLOCK: usize =
+        (PAGE_SIZE - size_of::<bindings::kho_block_header_ser>()) / size_of::<E>();
+
+    /// An empty outgoing set.
+    pub fn new() -> impl PinInit<Self> {
+        build_assert!(size_of::<E>() > 0 && Self::ENTRIES_PER_BLOCK > 0);
+        pin_init!(Self {
+            inner <- Opaque::ffi_init(|slot| {
+                // SAFETY: `slot` is valid for writes; `kho_block_set_init()` initialises every
+                // field of it.
+                unsafe { bindings::kho_block_set_init(slot, size_of::<E>()) }
+            }),
+            _entry: PhantomData,
+        })
+    }
+
+    /// Rebuilds the set the previous kernel handed over at `head_phys` (0: empty).
+    pub fn restore(head_phys: u64) -> impl PinInit<Self, Error> {
+        build_assert!(size_of::<E>() > 0 && Self::ENTRIES_PER_BLOCK > 0);
+        try_pin_init!(Self {
+            inner <- Opaque::try_ffi_init(|slot| {
+                // SAFETY: `slot` is valid for writes and initialised by `kho_block_set_init()`
+                // before the restore; on failure `kho_block_set_restore()` frees what it took
+                // and leaves the set empty, with nothing to release.
+                unsafe {
+                    bindings::kho_block_set_init(slot, size_of::<E>());
+                    to_result(bindings::kho_block_set_restore(slot, head_phys))
+                }
+            }),
+            _entry: PhantomData,
+        })
+    }
+
+    /// The physical address of the first block, 0 when the set is empty.
+    pub fn head_phys(&self) -> u64 {
+        // SAFETY: `inner` is initialised by the type invariants; the read has no side effects.
+        unsafe { (*self.inner.get()).head_pa }
+    }
+
+    /// Replaces the entries with `entries`, growing or shrinking the chain as needed.
+    ///
+    /// On failure the set keeps its previous blocks and is emptied of entries.
+    pub fn write_all(self: Pin<&mut Self>, entries: &[E]) -> Result {
+        let bs = self.inner.get();
+        let count = entries.len() as u64;
+        // SAFETY: `bs` is initialised and we have exclusive access through `self`.
+        unsafe {
+            bindings::kho_block_set_clear(bs);
+            to_result(bindings::kho_block_set_grow(bs, count))?;
+            bindings::kho_block_set_shrink(bs, count);
+        }
+        let mut it = core::mem::MaybeUninit::<bindings::kho_block_set_it>::uninit();
+        // SAFETY: `it` is initialised by `kho_block_set_it_init()` for this set.
+        unsafe { bindings::kho_block_set_it_init(it.as_mut_ptr(), bs) };
+        for entry in entries {
+            // SAFETY: `it` is initialised; the set has room for `count` entries.
+            let slot = unsafe { bindings::kho_block_set_it_reserve_entry(it.as_mut_ptr()) };
+            if slot.is_null() {
+                // SAFETY: `bs` is initialised and exclusively ours.
+                unsafe { bindings::kho_block_set_clear(bs) };
+                return Err(ENOSPC);
+            }
+            // SAFETY: `slot` points to `size_of::<E>()` bytes inside a block we own; the write is
+            // unaligned because entries follow a 16-byte header and may be packed.
+            unsafe { slot.cast::<E>().write_unaligned(*entry) };
+        }
+        Ok(())
+    }
+
+    /// Copies every entry out, in order.
+    pub fn read_all(&self) -> Result<KVec<E>> {
+        let bs = self.inner.get();
+        let mut out = KVec::new();
+        let mut it = core::mem::MaybeUninit::<bindings::kho_block_set_it>::uninit();
+        // SAFETY: `bs` is initialised; the iterator only reads through it.
+        unsafe { bindings::kho_block_set_it_init(it.as_mut_ptr(), bs) };
+        loop {
+            // SAFETY: `it` is initialised for this set.
+            let entry = unsafe { bindings::kho_block_set_it_read_entry(it.as_mut_ptr()) };
+            if entry.is_null() {
+                return Ok(out);
+            }
+            // SAFETY: `entry` points to `size_of::<E>()` bytes of a block of this set, and any
+            // bit pattern is a valid `E` (`FromBytes`).
+            out.push(unsafe { entry.cast::<E>().read_unaligned() }, GFP_KERNEL)?;
+        }
+    }
+}
+
+#[pinned_drop]
+impl<E> PinnedDrop for KhoBlockSet<E> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `inner` is initialised; destroying frees (and unpreserves or restores) every
+        // block it owns.
+        unsafe { bindings::kho_block_set_destroy(self.inner.get()) };
+    }
+}
+
+/// Failure injection for KUnit tests of error paths.
+#[cfg(CONFIG_KUNIT)]
+pub mod testing {
+    use crate::prelude::*;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    static FAIL_AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    /// While alive, KHO allocations past the first `succeed` ones fail with `ENOMEM`.
+    pub struct FailAllocs(());
+
+    impl FailAllocs {
+        /// Lets `succeed` allocations through, then fails every later one.
+        pub fn after(succeed: usize) -> Self {
+            FAIL_AFTER.store(succeed, Ordering::SeqCst);
+            Self(())
+        }
+    }
+
+    impl Drop for FailAllocs {
+        fn drop(&mut self) {
+            FAIL_AFTER.store(usize::MAX, Ordering::SeqCst);
+        }
+    }
+
+    pub(super) fn maybe_fail() -> Result {
+        let left = FAIL_AFTER.load(Ordering::SeqCst);
+        if left == usize::MAX {
+            return Ok(());
+        }
+        if left == 0 {
+            return Err(ENOMEM);
+        }
+        FAIL_AFTER.store(left - 1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[cfg(CONFIG_RUST_LIVEUPDATE_KUNIT_TEST)]
+#[kunit_tests(rust_kernel_kho)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_preserve_gives_zeroed_page_aligned_memory() -> Result {
+        let mut mem = KhoMem::alloc_preserve(100)?;
+        assert_eq!(mem.size(), PAGE_SIZE);
+        assert_eq!(mem.phys() % PAGE_SIZE as u64, 0);
+        assert!(mem.as_bytes().iter().all(|&b| b == 0));
+        *mem.view_mut::<u64>(8)? = 0x1122_3344_5566_7788;
+        assert_eq!(*mem.view::<u64>(8)?, 0x1122_3344_5566_7788);
+        assert_eq!(mem.as_bytes()[8], 0x88);
+        Ok(())
+    }
+
+    #[test]
+    fn sizes_round_up_to_a_power_of_two_of_pages() -> Result {
+        assert_eq!(KhoMem::alloc_preserve(PAGE_SIZE + 1)?.size(), 2 * PAGE_SIZE);
+        assert_eq!(KhoMem::alloc_preserve(3 * PAGE_SIZE)?.size(), 4 * PAGE_SIZE);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        assert_eq!(KhoMem::alloc_preserve(0).err(), Some(EINVAL));
+        assert_eq!(KhoMem::alloc_preserve(1 << 40).err(), Some(E2BIG));
+        assert_eq!(KhoMem::alloc_preserve(usize::MAX).err(), Some(E2BIG));
+    }
+
+    #[test]
+    fn views_reject_what_does_not_fit() -> Result {
+        let mut mem = KhoMem::alloc_preserve(PAGE_SIZE)?;
+        let size = mem.size();
+        assert!(mem.view::<u64>(size - 8).is_ok());
+        assert_eq!(mem.view::<u64>(size - 4).err(), Some(EINVAL));
+        assert_eq!(mem.view::<u32>(1).err(), Some(EINVAL));
+        assert_eq!(mem.view::<u8>(size).err(), Some(EINVAL));
+        assert_eq!(mem.view::<u8>(usize::MAX).err(), Some(EINVAL));
+        assert_eq!(mem.view_mut::<u64>(size).err(), Some(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn restore_refuses_addresses_kho_cannot_have_preserved() {
+        assert_eq!(KhoMem::restore(0).err(), Some(EINVAL));
+        assert_eq!(KhoMem::restore(PAGE_SIZE as u64 + 8).err(), Some(EINVAL));
+    }
+
+    #[test]
+    fn injected_allocation_failure_is_enomem() -> Result {
+        let _fail = testing::FailAllocs::after(1);
+        let first = KhoMem::alloc_preserve(64);
+        assert!(first.is_ok());
+        assert_eq!(KhoMem::alloc_preserve(64).err(), Some(ENOMEM));
+        Ok(())
+    }
+
+    #[test]
+    fn block_set_grows_shrinks_and_keeps_order() -> Result {
+        let set = KBox::pin_init(KhoBlockSet::<u64>::new(), GFP_KERNEL)?;
+        let mut set = set;
+        assert_eq!(set.head_phys(), 0);
+        let per_block = KhoBlockSet::<u64>::ENTRIES_PER_BLOCK;
+        let mut many = KVec::new();
+        for i in 0..(per_block * 2 + 3) as u64 {
+            many.push(i * 3, GFP_KERNEL)?;
+        }
+        set.as_mut().write_all(&many)?;
+        assert_ne!(set.head_phys(), 0);
+        assert_eq!(&set.read_all()?[..], &many[..]);
+        set.as_mut().write_all(&many[..5])?;
+        assert_eq!(&set.read_all()?[..], &many[..5]);
+        set.as_mut().write_all(&[])?;
+        assert!(set.read_all()?.is_empty());
+        Ok(())
+    }
+}
