@@ -36,6 +36,8 @@ const SET_VALUE: u32 = _IO(b'L' as u32, 0x70);
 const GET_VALUE: u32 = _IO(b'L' as u32, 0x71);
 /// Returns how many files the FLB counted when the previous kernel preserved them.
 const GET_FLB_FILES: u32 = _IO(b'L' as u32, 0x72);
+/// Returns how many files the outgoing FLB counts now; `ENOENT` when it is not preserved.
+const GET_FLB_OUTGOING_FILES: u32 = _IO(b'L' as u32, 0x73);
 
 const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
 const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
@@ -103,6 +105,12 @@ impl MiscDevice for TestDevice {
             SET_VALUE => set_value(file, arg as u64).map(|()| 0),
             GET_VALUE => value_of(file).map(|v| v as isize).ok_or(ENOENT),
             GET_FLB_FILES => state()?.flb_files.lock().map(|n| n as isize).ok_or(ENODATA),
+            GET_FLB_OUTGOING_FILES => {
+                let flb = TEST_FLB.outgoing()?;
+                let obj = flb.get();
+                let files = *obj.mem.lock().view::<u64>(8)?;
+                Ok(files as isize)
+            }
             _ => Err(ENOTTY),
         }
     }

@@ -17,6 +17,7 @@
 #define SET_VALUE		_IO('L', 0x70)
 #define GET_VALUE		_IO('L', 0x71)
 #define GET_FLB_FILES		_IO('L', 0x72)
+#define GET_FLB_OUTGOING	_IO('L', 0x73)
 
 #define TEST_SESSION		"rust-luo-test"
 #define TEST_TOKEN		0x5275
@@ -25,28 +26,54 @@
 #define STATE_SESSION		"rust_luo_test_state"
 #define STATE_TOKEN		997
 
+/* ioctl() result, or -errno */
+static long dev_ioctl(int fd, unsigned long cmd, unsigned long arg)
+{
+	long ret = ioctl(fd, cmd, arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
 static void run_stage_1(int luo_fd)
 {
-	int session_fd, dev_fd;
+	int session_fd, tmp_fd, dev_fd;
 
 	ksft_print_header();
-	ksft_set_plan(3);
+	ksft_set_plan(8);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
-
-	session_fd = luo_create_session(luo_fd, TEST_SESSION);
-	if (session_fd < 0)
-		fail_exit("create session %s", TEST_SESSION);
 
 	dev_fd = open(TEST_DEVICE, O_RDWR);
 	if (dev_fd < 0)
 		fail_exit("open %s", TEST_DEVICE);
-	ksft_test_result(ioctl(dev_fd, SET_VALUE, TEST_VALUE) == 0,
+	ksft_test_result(dev_ioctl(dev_fd, SET_VALUE, TEST_VALUE) == 0,
 			 "set the file's value\n");
-	ksft_test_result(ioctl(dev_fd, GET_VALUE, 0) == TEST_VALUE,
+	ksft_test_result(dev_ioctl(dev_fd, GET_VALUE, 0) == TEST_VALUE,
 			 "read the value back\n");
+	ksft_test_result(dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == -ENOENT,
+			 "no outgoing FLB before any preserve\n");
+
+	/* Closing a session unpreserves its files, and the FLB with the last. */
+	tmp_fd = luo_create_session(luo_fd, "rust-luo-test-tmp");
+	if (tmp_fd < 0)
+		fail_exit("create the temporary session");
+	ksft_test_result(luo_session_preserve_fd(tmp_fd, dev_fd, TEST_TOKEN) == 0 &&
+			 dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == 1,
+			 "preserving the file preserves the FLB\n");
+	close(tmp_fd);
+	ksft_test_result(dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == -ENOENT,
+			 "closing the session unpreserves file and FLB\n");
+
+	session_fd = luo_create_session(luo_fd, TEST_SESSION);
+	if (session_fd < 0)
+		fail_exit("create session %s", TEST_SESSION);
 	ksft_test_result(luo_session_preserve_fd(session_fd, dev_fd,
 						 TEST_TOKEN) == 0,
 			 "preserve the file\n");
+	ksft_test_result(luo_session_preserve_fd(session_fd, dev_fd,
+						 TEST_TOKEN + 1) == -EBUSY,
+			 "preserving it twice is -EBUSY\n");
+	ksft_test_result(dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == 1,
+			 "the FLB counts one file\n");
 	close(dev_fd);
 
 	close(luo_fd);
