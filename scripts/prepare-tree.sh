@@ -18,6 +18,7 @@ OVERLAY_MAP=(
 	"drivers:drivers"
 	"rust:rust"
 	"include/kho/abi:include/linux/kho/abi"
+	"include/linux:include/linux"
 	"tools/testing/selftests:tools/testing/selftests"
 	"Documentation:Documentation"
 	"lib/tests:lib/tests"

@@ -252,30 +252,36 @@ impl<E: FromBytes + AsBytes + Copy> KhoBlockSet<E> {
 
     /// Replaces the entries with `entries`, growing or shrinking the chain as needed.
     ///
-    /// On failure the set keeps its previous blocks and is emptied of entries.
+    /// Room is made first: when that fails (`ENOMEM`, or `ENOSPC` past the longest chain KHO
+    /// allows), the set keeps its previous entries.
     pub fn write_all(self: Pin<&mut Self>, entries: &[E]) -> Result {
         let bs = self.inner.get();
         let count = entries.len() as u64;
+        #[cfg(CONFIG_KUNIT)]
+        {
+            // SAFETY: `bs` is initialised; reading its size has no side effects.
+            let capacity = unsafe { (*bs).nblocks as u64 * (*bs).count_per_block };
+            if count > capacity {
+                testing::maybe_fail()?;
+            }
+        }
         // SAFETY: `bs` is initialised and we have exclusive access through `self`.
         unsafe {
-            bindings::kho_block_set_clear(bs);
             to_result(bindings::kho_block_set_grow(bs, count))?;
             bindings::kho_block_set_shrink(bs, count);
+            bindings::kho_block_set_clear(bs);
         }
         let mut it = core::mem::MaybeUninit::<bindings::kho_block_set_it>::uninit();
         // SAFETY: `it` is initialised by `kho_block_set_it_init()` for this set.
         unsafe { bindings::kho_block_set_it_init(it.as_mut_ptr(), bs) };
         for entry in entries {
-            // SAFETY: `it` is initialised; the set has room for `count` entries.
+            // SAFETY: `it` is initialised; the set has room for `count` entries, so every
+            // reservation succeeds.
             let slot = unsafe { bindings::kho_block_set_it_reserve_entry(it.as_mut_ptr()) };
-            if slot.is_null() {
-                // SAFETY: `bs` is initialised and exclusively ours.
-                unsafe { bindings::kho_block_set_clear(bs) };
-                return Err(ENOSPC);
-            }
+            let slot = NonNull::new(slot).ok_or(ENOSPC)?;
             // SAFETY: `slot` points to `size_of::<E>()` bytes inside a block we own; the write is
             // unaligned because entries follow a 16-byte header and may be packed.
-            unsafe { slot.cast::<E>().write_unaligned(*entry) };
+            unsafe { slot.cast::<E>().as_ptr().write_unaligned(*entry) };
         }
         Ok(())
     }
@@ -317,7 +323,8 @@ pub mod testing {
 
     static FAIL_AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
 
-    /// While alive, KHO allocations past the first `succeed` ones fail with `ENOMEM`.
+    /// While alive, KHO allocations (of memory, or of blocks for a growing block set) past the
+    /// first `succeed` ones fail with `ENOMEM`.
     pub struct FailAllocs(());
 
     impl FailAllocs {

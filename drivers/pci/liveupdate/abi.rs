@@ -9,7 +9,7 @@
 
 /// The FLB compatible string, also upstream's: a kernel with upstream's C PCI core and one
 /// with this Rust core read each other's state.
-pub const COMPATIBLE: &str = "pci";
+pub const COMPATIBLE: &core::ffi::CStr = c"pci";
 
 /// The ABI version; any change to the layout below bumps it.
 pub const VERSION: u32 = 2;

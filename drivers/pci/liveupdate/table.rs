@@ -146,6 +146,7 @@ impl<S: Storage<Slot>> Table<S> {
         if let Some(pair) = items.windows(2).find(|w| w[0].entry.id == w[1].entry.id) {
             return Err(LoadError::Invalid(Invalid::Duplicate(pair[0].entry.id)));
         }
+        debug_assert!(table.is_consistent());
         Ok(table)
     }
 

@@ -313,3 +313,9 @@ fn rejections_explain_themselves() {
         "device 0000:01:00.0 appears twice"
     );
 }
+
+#[test]
+fn the_flb_is_found_by_upstreams_name() {
+    assert_eq!(pci_liveupdate_core::abi::COMPATIBLE, c"pci");
+    assert_eq!(VERSION, 2);
+}

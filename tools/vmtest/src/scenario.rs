@@ -32,7 +32,7 @@ pub struct Scenario {
     /// Extra kernel parameters, on every stage.
     #[serde(default)]
     pub cmdline: Vec<String>,
-    /// PCI devices, each behind its own PCIe root port.
+    /// PCI devices, each behind its own PCIe root port unless it names one.
     #[serde(default)]
     pub devices: Vec<Device>,
     #[serde(rename = "stage")]
@@ -44,9 +44,33 @@ pub struct Scenario {
 pub struct Device {
     /// QEMU device model, e.g. "edu", "nvme", "igb".
     pub model: String,
-    /// Extra QEMU properties, e.g. "serial=lu0".
+    /// Extra QEMU properties, e.g. "addr=0.1".
     #[serde(default)]
     pub props: Option<String>,
+    /// Share the root port of an earlier device: ports are numbered from 1 in the order
+    /// devices create them. Without it the device gets a new port.
+    #[serde(default)]
+    pub port: Option<usize>,
+}
+
+impl Device {
+    /// The QEMU root port of each device, numbered from 1, and how many ports that makes.
+    pub fn ports(devices: &[Device]) -> Result<(Vec<usize>, usize), String> {
+        let mut created = 0;
+        let mut out = Vec::new();
+        for dev in devices {
+            let port = match dev.port {
+                Some(p) if (1..=created).contains(&p) => p,
+                Some(p) => return Err(format!("{}: no root port {p} before it", dev.model)),
+                None => {
+                    created += 1;
+                    created
+                }
+            };
+            out.push(port);
+        }
+        Ok((out, created))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +114,7 @@ impl Scenario {
         {
             return Err(format!("empty command in a stage: {run:?}"));
         }
+        Device::ports(&s.devices)?;
         if let Some(bad) = s
             .cmdline
             .iter()
@@ -174,6 +199,18 @@ mod tests {
     }
 
     #[test]
+    fn devices_share_ports_they_name() {
+        let dev = |port| Device {
+            model: "edu".into(),
+            props: None,
+            port,
+        };
+        let devices = [dev(None), dev(Some(1)), dev(None), dev(Some(2))];
+        assert_eq!(Device::ports(&devices), Ok((vec![1, 1, 2, 2], 2)));
+        assert!(Device::ports(&[dev(None), dev(Some(2))]).is_err());
+    }
+
+    #[test]
     fn rejects_bad_scenarios() {
         for text in [
             "description = \"d\"\nstage = []",
@@ -181,6 +218,7 @@ mod tests {
             "description = \"d\"\ncmdline = [\"lu.stage=3\"]\n[[stage]]",
             "description = \"d\"\n[[stage]]\nbogus = 1",
             "[[stage]]",
+            "description = \"d\"\ndevices = [{ model = \"edu\", port = 1 }]\n[[stage]]",
         ] {
             assert!(Scenario::parse(text).is_err(), "{text}");
         }

@@ -273,12 +273,15 @@ fn qemu_command(
     ]);
     // The IOMMU must come before the devices it translates for.
     c.args(["-device", "intel-iommu,intremap=on,caching-mode=on"]);
-    for (i, dev) in devices.iter().enumerate() {
-        let port = i + 1;
+    // Scenarios are validated when parsed; a shell's devices each get their own port.
+    let (ports, created) = Device::ports(devices).unwrap_or_default();
+    for port in 1..=created {
         c.args([
             "-device",
             &format!("pcie-root-port,id=rp{port},chassis={port},slot={port}"),
         ]);
+    }
+    for (dev, port) in devices.iter().zip(ports) {
         let props = dev
             .props
             .as_deref()
@@ -355,6 +358,7 @@ fn shell(opts: &Options) -> Result<bool, String> {
         .map(|m| Device {
             model: m.clone(),
             props: None,
+            port: None,
         })
         .collect();
     let mut qemu = qemu_command(opts, &devices, 1024, &initrd, &plan.stages[0].cmdline);

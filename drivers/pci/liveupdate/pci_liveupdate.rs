@@ -1,0 +1,559 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI Live Update: which PCI devices are preserved across a kexec.
+//!
+//! A driver that preserves a device in its Live Update file handler calls
+//! `pci_liveupdate_preserve()`. The PCI core records the device and every bridge above it
+//! (see [`table`]) and keeps the record in KHO memory, in the layout of
+//! `include/linux/kho/abi/pci.h` (see [`abi`]), under the File-Lifecycle-Bound object `"pci"`
+//! that LUO preserves with the first file of any handler registered with
+//! `pci_liveupdate_register_flb()`.
+//!
+//! The next kernel reads that record back the first time it asks whether a device is incoming
+//! (from PCI enumeration), validates it as a whole, and answers from it until the driver calls
+//! `pci_liveupdate_finish()`.
+//!
+//! Unlike the C proposal upstream, nothing here panics. Handed-over state that does not
+//! validate is rejected with a message saying why, and the kernel boots as if nothing had been
+//! preserved: the devices take the normal path (bus mastering cleared, reset on open), which
+//! stops whatever DMA they were doing. That is a lost update for the VMs using them, never
+//! memory corruption. A device preserved but never finished is reported, not fatal: it keeps
+//! running under its driver as any other device would.
+//!
+//! One reader/writer semaphore guards both tables. Lock order: LUO's FLB locks, then ours;
+//! nothing here calls into LUO while holding ours.
+
+use kernel::{
+    kho::{KhoBlockSet, KhoMem, Outgoing},
+    liveupdate::{Flb, FlbOps, Handle},
+    new_rwsem, pci,
+    prelude::*,
+    sync::{RwSemaphore, SetOnce},
+};
+
+pub mod abi;
+pub mod table;
+
+use abi::{DevId, Header, COMPATIBLE, ENTRY_SIZE, HEADER_SIZE, VERSION};
+use table::{Invalid, LoadError, OutOfMemory, Slot, Storage, Table, TableError};
+
+module! {
+    type: PciLiveupdate,
+    name: "pci_liveupdate",
+    authors: ["Rust Live Update developers"],
+    description: "PCI core support for Live Update",
+    license: "GPL",
+}
+
+/// Everything lives in statics created on first use; there is nothing to set up.
+struct PciLiveupdate;
+
+impl kernel::Module for PciLiveupdate {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(Self)
+    }
+}
+
+// The pure core formats with `core::fmt`; the kernel's printing macros take `kernel::fmt`.
+impl kernel::fmt::Display for DevId {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl Storage<Slot> for KVec<Slot> {
+    fn items(&self) -> &[Slot] {
+        self.as_slice()
+    }
+
+    fn items_mut(&mut self) -> &mut [Slot] {
+        self.as_mut_slice()
+    }
+
+    fn reserve(&mut self, additional: usize) -> Result<(), OutOfMemory> {
+        KVec::reserve(self, additional, GFP_KERNEL).map_err(|_| OutOfMemory)
+    }
+
+    fn push_reserved(&mut self, item: Slot) {
+        // `Table` reserves before it pushes, so this cannot run out of room.
+        let _ = self.push_within_capacity(item);
+    }
+
+    fn pop(&mut self) -> Option<Slot> {
+        KVec::pop(self)
+    }
+}
+
+type DeviceTable = Table<KVec<Slot>>;
+
+fn errno(e: TableError) -> Error {
+    match e {
+        TableError::Busy => EBUSY,
+        TableError::NotPreserved => ENOENT,
+        TableError::Overflow => EOVERFLOW,
+        TableError::BadPath => EINVAL,
+        TableError::NoMemory => ENOMEM,
+    }
+}
+
+/// The outgoing record: the table, and its copy in KHO memory for the next kernel.
+struct OutgoingRecord {
+    header: KhoMem<Outgoing>,
+    entries: Pin<KBox<KhoBlockSet<[u8; ENTRY_SIZE]>>>,
+    table: DeviceTable,
+    /// Devices whose driver froze them for the kexec; no change is allowed while any is.
+    frozen: usize,
+}
+
+impl OutgoingRecord {
+    fn new() -> Result<Self> {
+        let mut record = Self {
+            header: KhoMem::alloc_preserve(HEADER_SIZE)?,
+            entries: KBox::pin_init(KhoBlockSet::new(), GFP_KERNEL)?,
+            table: Table::new(KVec::new()),
+            frozen: 0,
+        };
+        record.write_header();
+        Ok(record)
+    }
+
+    fn write_header(&mut self) {
+        let header = self.table.header(self.entries.head_phys());
+        self.header.as_bytes_mut()[..HEADER_SIZE].copy_from_slice(&header.encode());
+    }
+
+    /// Copies the table into KHO memory.
+    fn sync(&mut self) -> Result {
+        let mut raw = KVec::with_capacity(self.table.len(), GFP_KERNEL)?;
+        for entry in self.table.entries() {
+            raw.push(entry.encode(), GFP_KERNEL)?;
+        }
+        self.entries.as_mut().write_all(&raw)?;
+        self.write_header();
+        Ok(())
+    }
+
+    fn preserve(&mut self, path: &[DevId]) -> Result {
+        if self.frozen > 0 {
+            return Err(EINVAL);
+        }
+        self.table.preserve(path).map_err(errno)?;
+        if let Err(e) = self.sync() {
+            // Undo the table change; the KHO copy was left as it was.
+            let _ = self.table.unpreserve(path);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn unpreserve(&mut self, path: &[DevId]) -> Result {
+        if self.frozen > 0 {
+            return Err(EINVAL);
+        }
+        self.table.unpreserve(path).map_err(errno)?;
+        // Only shrinks the KHO copy, which allocates nothing but the copy buffer.
+        if let Err(e) = self.sync() {
+            let _ = self.table.preserve(path);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+struct Tables {
+    outgoing: Option<OutgoingRecord>,
+    incoming: Option<DeviceTable>,
+    /// The handed-over record was looked for (found or not).
+    incoming_checked: bool,
+}
+
+static TABLES: SetOnce<Pin<KBox<RwSemaphore<Tables>>>> = SetOnce::new();
+
+/// The tables, created on first use (which may be PCI enumeration, before any initcall of
+/// ours could run).
+fn tables() -> Result<&'static RwSemaphore<Tables>> {
+    if TABLES.as_ref().is_none() {
+        let new = KBox::pin_init(
+            new_rwsem!(Tables {
+                outgoing: None,
+                incoming: None,
+                incoming_checked: false,
+            }),
+            GFP_KERNEL,
+        )?;
+        // Losing a race to another first user is fine: theirs is as good as ours.
+        TABLES.populate(new);
+    }
+    TABLES.as_ref().map(|t| &**t).ok_or(EAGAIN)
+}
+
+/// The device and the bridges above it, from the one nearest the root down.
+fn path_of(dev: &pci::Device) -> Result<KVec<DevId>> {
+    let mut path = KVec::new();
+    let id = |d: &pci::Device| DevId {
+        domain: d.domain_nr(),
+        bdf: d.dev_id(),
+    };
+    path.push(id(dev), GFP_KERNEL)?;
+    let mut up = dev.upstream_bridge();
+    while let Some(bridge) = up {
+        path.push(id(&bridge), GFP_KERNEL)?;
+        up = bridge.upstream_bridge();
+    }
+    path.reverse();
+    Ok(path)
+}
+
+/// Rebuilds the table the previous kernel handed over at `handle`.
+fn load_incoming(handle: Handle) -> Result<DeviceTable, &'static str> {
+    let mem = handle
+        .restore()
+        .map_err(|_| "the header is not in memory KHO handed over")?;
+    let mut bytes = [0; HEADER_SIZE];
+    bytes.copy_from_slice(&mem.as_bytes()[..HEADER_SIZE]);
+    let header = Header::decode(&bytes);
+    // Check the version before following the entry chain, whose layout depends on it.
+    if header.version != VERSION {
+        pr_err!(
+            "handed-over state has ABI version {}, this kernel reads {}\n",
+            header.version,
+            VERSION
+        );
+        return Err("unknown ABI version");
+    }
+    let entries = KBox::pin_init(
+        KhoBlockSet::<[u8; ENTRY_SIZE]>::restore(header.devices),
+        GFP_KERNEL,
+    )
+    .map_err(|_| "the entry blocks are corrupt (loop, or bad entry count)")?;
+    let raw = entries
+        .read_all()
+        .map_err(|_| "out of memory reading the entries")?;
+    match Table::load(&header, &raw, KVec::new()) {
+        Ok(table) => Ok(table),
+        Err(LoadError::Invalid(why)) => {
+            pr_err!("handed-over state is invalid: {}\n", why);
+            Err("invalid entries")
+        }
+        Err(LoadError::NoMemory) => Err("out of memory loading the entries"),
+    }
+    // `entries` and `mem` are freed here: the table holds all we need.
+}
+
+struct PciFlb;
+
+#[vtable]
+impl FlbOps for PciFlb {
+    type Outgoing = ();
+    type Incoming = ();
+
+    fn preserve() -> Result<(Handle, ())> {
+        let record = OutgoingRecord::new()?;
+        let handle = Handle::of(&record.header);
+        tables()?.write().outgoing = Some(record);
+        Ok((handle, ()))
+    }
+
+    fn unpreserve(_handle: Handle, _obj: ()) {
+        if let Ok(tables) = tables() {
+            if let Some(record) = tables.write().outgoing.take() {
+                if !record.table.is_empty() {
+                    pr_warn!(
+                        "{} devices still preserved when the last file went\n",
+                        record.table.len()
+                    );
+                }
+            }
+        }
+    }
+
+    fn retrieve(handle: Handle) -> Result<()> {
+        let loaded = load_incoming(handle);
+        let mut tables = tables()?.write();
+        match loaded {
+            Ok(table) => {
+                pr_info!(
+                    "{} preserved devices and bridges handed over\n",
+                    table.len()
+                );
+                tables.incoming = Some(table);
+            }
+            Err(why) => {
+                pr_err!(
+                    "rejecting the handed-over state ({}): booting as if no device had been preserved\n",
+                    why
+                );
+                tables.incoming = None;
+            }
+        }
+        // Returning an error would make LUO retry at finish time; the verdict is final.
+        Ok(())
+    }
+
+    fn finish(_obj: ()) {
+        let Ok(tables) = tables() else { return };
+        if let Some(table) = tables.write().incoming.take() {
+            for entry in table.entries() {
+                pr_warn!("{} was preserved but never finished\n", entry.id);
+            }
+        }
+    }
+}
+
+/// The FLB every handler of PCI device files registers (`pci_liveupdate_register_flb()`).
+#[export_name = "pci_liveupdate_flb"]
+static PCI_FLB: Flb<PciFlb> = Flb::new(COMPATIBLE);
+
+/// Looks the handed-over record up once, without holding our lock (LUO calls back into us).
+fn check_incoming() {
+    let Ok(tables) = tables() else { return };
+    if tables.read().incoming_checked {
+        return;
+    }
+    match PCI_FLB.incoming() {
+        // The reference only had to trigger retrieve(); our copy outlives it.
+        Ok(incoming) => drop(incoming),
+        Err(e) if e == ENODATA || e == ENOENT || e == EOPNOTSUPP => {}
+        Err(e) => pr_err!("cannot retrieve the handed-over state: {:?}\n", e),
+    }
+    tables.write().incoming_checked = true;
+}
+
+/// Preserves `dev` (and counts it on the bridges above it) for the next kernel.
+///
+/// Called from a file handler's preserve, after LUO preserved the PCI FLB. Errors: `EINVAL` for
+/// a virtual function (its BDF is not stable) or while a device is frozen for the kexec,
+/// `EBUSY` when already preserved, `ENOENT` outside a preserve (no FLB), `ENOMEM`.
+fn preserve(dev: &pci::Device) -> Result {
+    if dev.is_virtfn() {
+        return Err(EINVAL);
+    }
+    let path = path_of(dev)?;
+    let mut tables = tables()?.write();
+    tables.outgoing.as_mut().ok_or(ENOENT)?.preserve(&path)
+}
+
+/// Undoes [`preserve`].
+fn unpreserve(dev: &pci::Device) -> Result {
+    let path = path_of(dev)?;
+    let mut tables = tables()?.write();
+    tables.outgoing.as_mut().ok_or(ENOENT)?.unpreserve(&path)
+}
+
+/// The kexec is under way for `dev`: no preserve or unpreserve until [`unfreeze`].
+fn freeze(dev: &pci::Device) -> Result {
+    let id = path_of(dev)?.pop().ok_or(EINVAL)?;
+    let mut tables = tables()?.write();
+    let record = tables.outgoing.as_mut().ok_or(ENOENT)?;
+    record.table.refcount(id).ok_or(ENOENT)?;
+    record.frozen += 1;
+    Ok(())
+}
+
+/// The kexec was cancelled for `dev`.
+fn unfreeze(dev: &pci::Device) {
+    let (Ok(tables), Some(id)) = (tables(), path_of(dev).ok().and_then(|mut p| p.pop())) else {
+        return;
+    };
+    if let Some(record) = tables.write().outgoing.as_mut() {
+        if record.table.refcount(id).is_some() {
+            record.frozen = record.frozen.saturating_sub(1);
+        }
+    }
+}
+
+/// Whether the kexec shutdown must leave bus mastering on: `dev` is preserved, or a bridge
+/// above a preserved device.
+fn keep_bus_master(dev: &pci::Device) -> bool {
+    let Ok(tables) = tables() else { return false };
+    let Some(id) = path_of(dev).ok().and_then(|mut p| p.pop()) else {
+        return false;
+    };
+    tables
+        .read()
+        .outgoing
+        .as_ref()
+        .is_some_and(|r| r.table.refcount(id).is_some())
+}
+
+/// Whether the previous kernel preserved `dev` and its driver has not finished with it.
+fn is_incoming(dev: &pci::Device) -> bool {
+    check_incoming();
+    let Ok(tables) = tables() else { return false };
+    let id = DevId {
+        domain: dev.domain_nr(),
+        bdf: dev.dev_id(),
+    };
+    tables
+        .read()
+        .incoming
+        .as_ref()
+        .is_some_and(|t| t.refcount(id).is_some())
+}
+
+/// The driver is done with the incoming `dev`.
+fn finish(dev: &pci::Device) -> Result {
+    check_incoming();
+    let path = path_of(dev)?;
+    let mut tables = tables()?.write();
+    let table = tables.incoming.as_mut().ok_or(ENOENT)?;
+    table.finish(&path).map_err(errno)
+}
+
+kernel::export_pci_device_fns! {
+    pci_liveupdate_preserve -> c_int = preserve;
+    pci_liveupdate_unpreserve -> c_int = unpreserve;
+    pci_liveupdate_freeze -> c_int = freeze;
+    pci_liveupdate_unfreeze -> () = unfreeze;
+    pci_liveupdate_keep_bus_master -> bool = keep_bus_master;
+    pci_liveupdate_is_incoming -> bool = is_incoming;
+    pci_liveupdate_finish -> c_int = finish;
+}
+
+#[cfg(CONFIG_PCI_LIVEUPDATE_KUNIT_TEST)]
+#[kunit_tests(rust_pci_liveupdate)]
+mod tests {
+    use super::*;
+    use abi::Entry;
+    use kernel::{kho::testing::FailAllocs, sync::aref::ARef};
+
+    /// A device of the test machine (tools/vmtest): root port 00:01.0, and two functions of
+    /// one device behind it, 01:00.0 and 01:00.1.
+    fn dev(bus: u8, slot: u8, function: u8) -> Result<ARef<pci::Device>> {
+        pci::Device::get(0, bus, slot << 3 | function).ok_or(ENODEV)
+    }
+
+    fn id(dev: &pci::Device) -> DevId {
+        DevId {
+            domain: dev.domain_nr(),
+            bdf: dev.dev_id(),
+        }
+    }
+
+    /// What the next kernel would read: the header, and the entries it points to.
+    fn handed_over(record: &OutgoingRecord) -> Result<(Header, KVec<Entry>)> {
+        let mut bytes = [0; HEADER_SIZE];
+        bytes.copy_from_slice(&record.header.as_bytes()[..HEADER_SIZE]);
+        let mut entries = KVec::new();
+        for raw in record.entries.read_all()?.iter() {
+            entries.push(Entry::decode(raw), GFP_KERNEL)?;
+        }
+        Ok((Header::decode(&bytes), entries))
+    }
+
+    #[test]
+    fn bridges_count_the_devices_preserved_below() -> Result {
+        let (port, f0, f1) = (dev(0, 1, 0)?, dev(1, 0, 0)?, dev(1, 0, 1)?);
+        let mut record = OutgoingRecord::new()?;
+        record.preserve(&path_of(&f0)?)?;
+        assert_eq!(record.table.refcount(id(&port)), Some(1));
+        assert_eq!(record.table.refcount(id(&f0)), Some(1));
+        record.preserve(&path_of(&f1)?)?;
+        assert_eq!(record.table.refcount(id(&port)), Some(2));
+
+        let (header, entries) = handed_over(&record)?;
+        assert_eq!((header.version, header.nr_devices), (VERSION, 3));
+        assert_eq!(header.devices, record.entries.head_phys());
+        assert_eq!(entries.len(), 3);
+        assert!(entries
+            .iter()
+            .zip(record.table.entries())
+            .all(|(a, b)| *a == b));
+
+        record.unpreserve(&path_of(&f0)?)?;
+        assert_eq!(record.table.refcount(id(&port)), Some(1));
+        assert_eq!(record.table.refcount(id(&f0)), None);
+        record.unpreserve(&path_of(&f1)?)?;
+        assert!(record.table.is_empty());
+        let (header, entries) = handed_over(&record)?;
+        assert_eq!((header.nr_devices, header.devices), (0, 0));
+        assert!(entries.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn refused_changes_are_reported_and_change_nothing() -> Result {
+        let (f0, f1) = (dev(1, 0, 0)?, dev(1, 0, 1)?);
+        let mut record = OutgoingRecord::new()?;
+        record.preserve(&path_of(&f0)?)?;
+        assert_eq!(record.preserve(&path_of(&f0)?), Err(EBUSY));
+        assert_eq!(record.unpreserve(&path_of(&f1)?), Err(ENOENT));
+        record.frozen = 1;
+        assert_eq!(record.preserve(&path_of(&f1)?), Err(EINVAL));
+        assert_eq!(record.unpreserve(&path_of(&f0)?), Err(EINVAL));
+        assert_eq!(handed_over(&record)?.0.nr_devices, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn failed_growth_rolls_back() -> Result {
+        let f0 = dev(1, 0, 0)?;
+        let mut record = OutgoingRecord::new()?;
+        {
+            let _fail = FailAllocs::after(0);
+            assert_eq!(record.preserve(&path_of(&f0)?), Err(ENOMEM));
+        }
+        assert!(record.table.is_empty());
+        assert_eq!(handed_over(&record)?.0.nr_devices, 0);
+        record.preserve(&path_of(&f0)?)?;
+        assert_eq!(handed_over(&record)?.0.nr_devices, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn paths_run_from_the_root_port_down() -> Result {
+        let f1 = dev(1, 0, 1)?;
+        let path = path_of(&f1)?;
+        assert_eq!(path.len(), 2);
+        assert_eq!((path[0].bdf, path[1].bdf), (0x0008, 0x0101));
+        Ok(())
+    }
+
+    #[test]
+    fn corrupted_records_are_rejected() -> Result {
+        let (f0, f1) = (dev(1, 0, 0)?, dev(1, 0, 1)?);
+        let mut record = OutgoingRecord::new()?;
+        record.preserve(&path_of(&f0)?)?;
+        record.preserve(&path_of(&f1)?)?;
+        let (good_header, good) = handed_over(&record)?;
+        let raw = |entries: &[Entry]| -> Result<KVec<[u8; ENTRY_SIZE]>> {
+            let mut out = KVec::new();
+            for e in entries {
+                out.push(e.encode(), GFP_KERNEL)?;
+            }
+            Ok(out)
+        };
+        let rejects = |header: Header, entries: &[Entry]| -> Result<bool> {
+            Ok(Table::load(&header, &raw(entries)?, KVec::new()).is_err())
+        };
+        let mut h = good_header;
+        assert!(!rejects(h, &good)?);
+        for version in [0, 1, VERSION + 1, u32::MAX] {
+            h.version = version;
+            assert!(rejects(h, &good)?);
+        }
+        h = good_header;
+        for nr_devices in [0, 2, 4, u32::MAX] {
+            h.nr_devices = nr_devices;
+            assert!(rejects(h, &good)?);
+        }
+        let mut e = KVec::new();
+        e.extend_from_slice(&good, GFP_KERNEL)?;
+        e[2] = e[0];
+        assert!(rejects(good_header, &e)?);
+        e[2] = good[2];
+        e[1].id.domain = 0x8000_0000;
+        assert!(rejects(good_header, &e)?);
+        e[1] = good[1];
+        e[0].refcount = 0;
+        assert!(rejects(good_header, &e)?);
+        assert!(rejects(good_header, &[])?);
+        Ok(())
+    }
+}
