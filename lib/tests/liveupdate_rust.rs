@@ -17,7 +17,7 @@ use kernel::{
     kho::{Incoming, KhoMem, Outgoing},
     liveupdate::{FileHandler, Flb, FlbOps, Handle, Preservation, Registration, RetrieveStatus},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    new_mutex,
+    new_mutex, pci,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex, SetOnce},
 };
@@ -38,16 +38,27 @@ const GET_VALUE: u32 = _IO(b'L' as u32, 0x71);
 const GET_FLB_FILES: u32 = _IO(b'L' as u32, 0x72);
 /// Returns how many files the outgoing FLB counts now; `ENOENT` when it is not preserved.
 const GET_FLB_OUTGOING_FILES: u32 = _IO(b'L' as u32, 0x73);
+/// Names the PCI device the file stands for (argument: domain << 16 | bus << 8 | devfn).
+const SET_PCI_DEVICE: u32 = _IO(b'L' as u32, 0x74);
+/// Returns whether the file's PCI device is incoming (1) or not (0); `ENODEV` without one.
+const GET_PCI_INCOMING: u32 = _IO(b'L' as u32, 0x75);
 
 const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
 const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
 
+/// An open test file.
+struct TestFile {
+    /// The address of its `struct file`.
+    key: usize,
+    value: u64,
+    pci: Option<ARef<pci::Device>>,
+}
+
 /// The state the device, the handler and the FLB share.
 #[pin_data]
 struct State {
-    /// Open test files: the address of the `struct file` and its value.
     #[pin]
-    files: Mutex<KVec<(usize, u64)>>,
+    files: Mutex<KVec<TestFile>>,
     /// The file opened last, which retrieve hands back.
     #[pin]
     parked: Mutex<Option<ARef<File>>>,
@@ -66,19 +77,32 @@ fn key(file: &File) -> usize {
     file.as_ptr() as usize
 }
 
-fn value_of(file: &File) -> Option<u64> {
-    let files = state().ok()?.files.lock();
-    files.iter().find(|(k, _)| *k == key(file)).map(|(_, v)| *v)
-}
-
-fn set_value(file: &File, value: u64) -> Result {
+/// Runs `f` on the record of `file`.
+fn with_file<R>(file: &File, f: impl FnOnce(&mut TestFile) -> R) -> Result<R> {
     let mut files = state()?.files.lock();
     let entry = files
         .iter_mut()
-        .find(|(k, _)| *k == key(file))
+        .find(|t| t.key == key(file))
         .ok_or(ENOENT)?;
-    entry.1 = value;
-    Ok(())
+    Ok(f(entry))
+}
+
+fn value_of(file: &File) -> Option<u64> {
+    with_file(file, |t| t.value).ok()
+}
+
+fn pci_of(file: &File) -> Option<ARef<pci::Device>> {
+    with_file(file, |t| t.pci.clone()).ok().flatten()
+}
+
+/// The address the selftest passes: domain << 16 | bus << 8 | devfn.
+fn pci_address(dev: &pci::Device) -> u64 {
+    u64::from(dev.domain_nr()) << 16 | u64::from(dev.dev_id())
+}
+
+fn pci_device_at(address: u64) -> Result<ARef<pci::Device>> {
+    let domain = u32::try_from(address >> 16).map_err(|_| EINVAL)?;
+    pci::Device::get(domain, (address >> 8) as u8, address as u8).ok_or(ENODEV)
 }
 
 struct TestDevice;
@@ -89,20 +113,33 @@ impl MiscDevice for TestDevice {
 
     fn open(file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<()> {
         let state = state()?;
-        state.files.lock().push((key(file), 0), GFP_KERNEL)?;
+        let record = TestFile {
+            key: key(file),
+            value: 0,
+            pci: None,
+        };
+        state.files.lock().push(record, GFP_KERNEL)?;
         *state.parked.lock() = Some(ARef::from(file));
         Ok(())
     }
 
     fn release(_device: (), file: &File) {
         if let Ok(state) = state() {
-            state.files.lock().retain(|(k, _)| *k != key(file));
+            state.files.lock().retain(|t| t.key != key(file));
         }
     }
 
     fn ioctl(_device: (), file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            SET_VALUE => set_value(file, arg as u64).map(|()| 0),
+            SET_VALUE => with_file(file, |t| t.value = arg as u64).map(|()| 0),
+            SET_PCI_DEVICE => {
+                let dev = pci_device_at(arg as u64)?;
+                with_file(file, |t| t.pci = Some(dev)).map(|()| 0)
+            }
+            GET_PCI_INCOMING => {
+                let dev = pci_of(file).ok_or(ENODEV)?;
+                Ok(isize::from(dev.liveupdate_is_incoming()))
+            }
             GET_VALUE => value_of(file).map(|v| v as isize).ok_or(ENOENT),
             GET_FLB_FILES => state()?.flb_files.lock().map(|n| n as isize).ok_or(ENODATA),
             GET_FLB_OUTGOING_FILES => {
@@ -185,17 +222,33 @@ impl FileHandler for TestHandler {
 
     fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
         let value = value_of(file).ok_or(EINVAL)?;
-        let mut mem = KhoMem::alloc_preserve(2 * core::mem::size_of::<u64>())?;
+        let pci = pci_of(file);
+        let mut mem = KhoMem::alloc_preserve(3 * core::mem::size_of::<u64>())?;
         *mem.view_mut::<u64>(0)? = FILE_MAGIC;
         *mem.view_mut::<u64>(8)? = value;
-        count_flb_file(1)?;
+        // The PCI address, plus one: 0 means no device.
+        *mem.view_mut::<u64>(16)? = pci.as_ref().map_or(0, |d| pci_address(d) + 1);
+        if let Some(dev) = &pci {
+            dev.liveupdate_preserve()?;
+        }
+        if let Err(e) = count_flb_file(1) {
+            if let Some(dev) = &pci {
+                let _ = dev.liveupdate_unpreserve();
+            }
+            return Err(e);
+        }
         Ok(Preservation {
             handle: Handle::of(&mem),
             state: KBox::new(mem, GFP_KERNEL)?,
         })
     }
 
-    fn unpreserve(_file: &File, _handle: Handle, _state: Self::Preserved) {
+    fn unpreserve(file: &File, _handle: Handle, _state: Self::Preserved) {
+        if let Some(dev) = pci_of(file) {
+            if dev.liveupdate_unpreserve().is_err() {
+                pr_err!("test handler: the PCI core lost a preserved device\n");
+            }
+        }
         if count_flb_file(-1).is_err() {
             pr_err!("test handler: FLB gone before its last file\n");
         }
@@ -208,18 +261,30 @@ impl FileHandler for TestHandler {
             return Err(EINVAL);
         }
         let value = *mem.view::<u64>(8)?;
+        let pci = match *mem.view::<u64>(16)? {
+            0 => None,
+            address => Some(pci_device_at(address - 1)?),
+        };
         let flb = TEST_FLB.incoming()?;
         let state = state()?;
         *state.flb_files.lock() = Some(flb.get().files);
         let file = state.parked.lock().take().ok_or(ENOENT)?;
-        set_value(&file, value)?;
+        with_file(&file, |t| {
+            t.value = value;
+            t.pci = pci;
+        })?;
         Ok(file)
     }
 
-    fn finish(_file: Option<&File>, handle: Handle, status: RetrieveStatus) {
+    fn finish(file: Option<&File>, handle: Handle, status: RetrieveStatus) {
         // Never retrieved: the memory is still ours to free.
         if status == RetrieveStatus::NotAttempted {
             drop(handle.restore());
+        }
+        if let Some(dev) = file.and_then(pci_of) {
+            if let Err(e) = dev.liveupdate_finish() {
+                pr_err!("test handler: finishing the PCI device: {:?}\n", e);
+            }
         }
     }
 }
@@ -252,7 +317,8 @@ impl kernel::InPlaceModule for RustLiveupdateTest {
             if !STATE.populate(state) {
                 return Err(EBUSY);
             }
-            this.handler.add_flb(&TEST_FLB)
+            this.handler.add_flb(&TEST_FLB)?;
+            pci::liveupdate::register_flb(&this.handler)
         })
     }
 }

@@ -2,13 +2,19 @@
 /*
  * Two-stage test of the Rust Live Update abstractions (lib/tests/liveupdate_rust.rs).
  *
- * Stage 1 sets a value on a /dev/rust_luo_test file and preserves the file;
- * the test device's FLB counts the preserved files. After the kexec, stage 2
- * retrieves the file and checks that the value and the FLB count came across,
- * then finishes the session, which finishes the FLB.
+ * Stage 1 sets a value on a /dev/rust_luo_test file, makes it stand for the
+ * PCI device 0000:01:00.0 and preserves the file; the test device's FLB
+ * counts the preserved files and the PCI core records the device. Both
+ * functions of the test device get bus mastering turned on. After the kexec,
+ * stage 2 retrieves the file and checks that the value, the FLB count and the
+ * PCI device came across, that the preserved function kept bus mastering and
+ * that the other one, not preserved, had it cleared by the kexec: the
+ * control without which "kept" would prove nothing. Finishing the session
+ * finishes the FLB and the device.
  */
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <libliveupdate.h>
@@ -18,6 +24,15 @@
 #define GET_VALUE		_IO('L', 0x71)
 #define GET_FLB_FILES		_IO('L', 0x72)
 #define GET_FLB_OUTGOING	_IO('L', 0x73)
+#define SET_PCI_DEVICE		_IO('L', 0x74)
+#define GET_PCI_INCOMING	_IO('L', 0x75)
+
+/* Two functions of one device behind a root port (tools/vmtest scenario). */
+#define PRESERVED_PCI		"0000:01:00.0"
+#define PRESERVED_ADDR		0x000100	/* domain << 16 | bus << 8 | devfn */
+#define CONTROL_PCI		"0000:01:00.1"
+#define PCI_COMMAND		4
+#define PCI_COMMAND_MASTER	0x4
 
 #define TEST_SESSION		"rust-luo-test"
 #define TEST_TOKEN		0x5275
@@ -34,17 +49,76 @@ static long dev_ioctl(int fd, unsigned long cmd, unsigned long arg)
 	return ret < 0 ? -errno : ret;
 }
 
+static int pci_sysfs_open(const char *bdf, const char *attr, int flags)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	return open(path, flags);
+}
+
+/* The command register, read from config space through sysfs; -1 on error. */
+static int pci_command(const char *bdf)
+{
+	unsigned short cmd;
+	int fd = pci_sysfs_open(bdf, "config", O_RDONLY);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = pread(fd, &cmd, sizeof(cmd), PCI_COMMAND) == sizeof(cmd);
+	close(fd);
+	return ok ? cmd : -1;
+}
+
+/* Enables the device (power state D0) and turns bus mastering on. */
+static int pci_enable_master(const char *bdf)
+{
+	unsigned short cmd;
+	int fd, ok;
+
+	fd = pci_sysfs_open(bdf, "enable", O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, "1", 1) == 1;
+	close(fd);
+	if (!ok || pci_command(bdf) < 0)
+		return -1;
+	cmd = pci_command(bdf) | PCI_COMMAND_MASTER;
+	fd = pci_sysfs_open(bdf, "config", O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = pwrite(fd, &cmd, sizeof(cmd), PCI_COMMAND) == sizeof(cmd);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int bus_master(const char *bdf)
+{
+	int cmd = pci_command(bdf);
+
+	return cmd < 0 ? -1 : !!(cmd & PCI_COMMAND_MASTER);
+}
+
 static void run_stage_1(int luo_fd)
 {
 	int session_fd, tmp_fd, dev_fd;
 
 	ksft_print_header();
-	ksft_set_plan(8);
+	ksft_set_plan(10);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
+
+	ksft_test_result(pci_enable_master(PRESERVED_PCI) == 0 &&
+			 pci_enable_master(CONTROL_PCI) == 0 &&
+			 bus_master(PRESERVED_PCI) == 1 &&
+			 bus_master(CONTROL_PCI) == 1,
+			 "bus mastering on for both functions\n");
 
 	dev_fd = open(TEST_DEVICE, O_RDWR);
 	if (dev_fd < 0)
 		fail_exit("open %s", TEST_DEVICE);
+	ksft_test_result(dev_ioctl(dev_fd, SET_PCI_DEVICE, PRESERVED_ADDR) == 0,
+			 "the file stands for %s\n", PRESERVED_PCI);
 	ksft_test_result(dev_ioctl(dev_fd, SET_VALUE, TEST_VALUE) == 0,
 			 "set the file's value\n");
 	ksft_test_result(dev_ioctl(dev_fd, GET_VALUE, 0) == TEST_VALUE,
@@ -85,7 +159,7 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	int session_fd, dev_fd, fd, stage;
 
 	ksft_print_header();
-	ksft_set_plan(5);
+	ksft_set_plan(9);
 	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
 	if (stage != 2)
 		fail_exit("expected stage 2, state says %d", stage);
@@ -104,10 +178,19 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 			 "the value crossed the kexec\n");
 	ksft_test_result(fd >= 0 && ioctl(fd, GET_FLB_FILES, 0) == 1,
 			 "the FLB counted one preserved file\n");
+	ksft_test_result(fd >= 0 && dev_ioctl(fd, GET_PCI_INCOMING, 0) == 1,
+			 "%s came in preserved\n", PRESERVED_PCI);
+	ksft_test_result(bus_master(PRESERVED_PCI) == 1,
+			 "%s kept bus mastering across the kexec\n", PRESERVED_PCI);
+	ksft_test_result(bus_master(CONTROL_PCI) == 0,
+			 "%s, not preserved, lost bus mastering (control)\n",
+			 CONTROL_PCI);
 	ksft_test_result(luo_session_retrieve_fd(session_fd, 0xdead) == -ENOENT,
 			 "an unknown token is -ENOENT\n");
 	ksft_test_result(luo_session_finish(session_fd) == 0,
 			 "finish the session\n");
+	ksft_test_result(fd >= 0 && dev_ioctl(fd, GET_PCI_INCOMING, 0) == 0,
+			 "finishing the session finished the device\n");
 	close(fd);
 	close(dev_fd);
 

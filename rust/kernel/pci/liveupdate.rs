@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The PCI core's Live Update support, for Rust drivers.
+//!
+//! C header: [`include/linux/pci_liveupdate.h`](srctree/include/linux/pci_liveupdate.h)
+//!
+//! A driver whose [`FileHandler`] preserves PCI devices registers it with [`register_flb`],
+//! then preserves each device from its `preserve` callback. In the next kernel it asks
+//! [`Device::liveupdate_is_incoming`] and calls [`Device::liveupdate_finish`] once it has taken
+//! the device back.
+
+use super::Device;
+use crate::{
+    bindings,
+    device::DeviceContext,
+    error::to_result,
+    liveupdate::{FileHandler, Registration},
+    prelude::*,
+};
+
+/// Makes the files of `handler` depend on the PCI core's FLB, which LUO then preserves with
+/// the first of them. Required before [`Device::liveupdate_preserve`] can succeed.
+pub fn register_flb<T: FileHandler>(handler: &Registration<T>) -> Result {
+    // SAFETY: `handler` is registered with LUO while the reference lives.
+    to_result(unsafe { bindings::pci_liveupdate_register_flb(handler.as_raw()) })
+}
+
+/// Undoes [`register_flb`].
+pub fn unregister_flb<T: FileHandler>(handler: &Registration<T>) {
+    // SAFETY: As in `register_flb`; an FLB that is not linked is ignored.
+    unsafe { bindings::pci_liveupdate_unregister_flb(handler.as_raw()) };
+}
+
+impl<Ctx: DeviceContext> Device<Ctx> {
+    /// Records this device, and the bridges above it, for the next kernel.
+    ///
+    /// Fails with `EINVAL` for a virtual function or during the kexec, `EBUSY` when already
+    /// preserved, `ENOENT` outside a file handler's preserve (no PCI FLB), `ENOMEM`.
+    pub fn liveupdate_preserve(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::pci_liveupdate_preserve(self.as_raw()) })
+    }
+
+    /// Undoes [`Device::liveupdate_preserve`].
+    pub fn liveupdate_unpreserve(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::pci_liveupdate_unpreserve(self.as_raw()) })
+    }
+
+    /// The kexec is under way for this preserved device: its record may no longer change.
+    pub fn liveupdate_freeze(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::pci_liveupdate_freeze(self.as_raw()) })
+    }
+
+    /// The kexec was cancelled: undoes [`Device::liveupdate_freeze`].
+    pub fn liveupdate_unfreeze(&self) {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        unsafe { bindings::pci_liveupdate_unfreeze(self.as_raw()) };
+    }
+
+    /// Whether the previous kernel preserved this device and it is not finished yet.
+    pub fn liveupdate_is_incoming(&self) -> bool {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        unsafe { bindings::pci_liveupdate_is_incoming(self.as_raw()) }
+    }
+
+    /// The driver has taken the incoming device back.
+    pub fn liveupdate_finish(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::pci_liveupdate_finish(self.as_raw()) })
+    }
+}
