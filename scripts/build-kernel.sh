@@ -46,8 +46,10 @@ check_config() {
 
 configure() {
 	local stamp=$KBUILD_DIR/.lu-config-stamp sum
+	# Kconfig lives in the overlay and in the hook patches.
 	sum=$(cat "${FRAGMENTS[@]}" "$LU_TOP"/drivers/*/liveupdate/Kconfig \
-		"$LU_TOP"/drivers/*/*/liveupdate/Kconfig 2>/dev/null | sha256sum)
+		"$LU_TOP"/drivers/*/*/liveupdate/Kconfig "$LU_TOP"/patches/*.patch 2>/dev/null |
+		sha256sum)
 	if [ -f "$KBUILD_DIR/.config" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
 		return
 	fi

@@ -41,6 +41,9 @@ bool pci_liveupdate_keep_bus_master(struct pci_dev *dev);
 bool pci_liveupdate_is_incoming(struct pci_dev *dev);
 int pci_liveupdate_finish(struct pci_dev *dev);
 
+/* For the PCI core: enumeration found @dev. */
+void pci_liveupdate_setup_device(struct pci_dev *dev);
+
 #else /* CONFIG_PCI_LIVEUPDATE */
 
 static inline int pci_liveupdate_register_flb(struct liveupdate_file_handler *fh)
@@ -84,6 +87,10 @@ static inline bool pci_liveupdate_is_incoming(struct pci_dev *dev)
 static inline int pci_liveupdate_finish(struct pci_dev *dev)
 {
 	return -EOPNOTSUPP;
+}
+
+static inline void pci_liveupdate_setup_device(struct pci_dev *dev)
+{
 }
 
 #endif /* CONFIG_PCI_LIVEUPDATE */

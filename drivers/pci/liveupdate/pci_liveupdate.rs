@@ -397,6 +397,17 @@ fn is_incoming(dev: &pci::Device) -> bool {
         .is_some_and(|t| t.refcount(id).is_some())
 }
 
+/// Enumeration found `dev`: say so when it comes preserved from the previous kernel. The first
+/// call validates the handed-over record, so it is never used half-read.
+fn setup_device(dev: &pci::Device) {
+    if is_incoming(dev) {
+        dev_info!(
+            dev.as_ref(),
+            "preserved by the previous kernel; incoming until its driver finishes it\n"
+        );
+    }
+}
+
 /// The driver is done with the incoming `dev`.
 fn finish(dev: &pci::Device) -> Result {
     check_incoming();
@@ -413,6 +424,7 @@ kernel::export_pci_device_fns! {
     pci_liveupdate_unfreeze -> () = unfreeze;
     pci_liveupdate_keep_bus_master -> bool = keep_bus_master;
     pci_liveupdate_is_incoming -> bool = is_incoming;
+    pci_liveupdate_setup_device -> () = setup_device;
     pci_liveupdate_finish -> c_int = finish;
 }
 
