@@ -6,6 +6,7 @@
 #
 #   LU_CONFIG=test   (default) scripts/configs/test.config on tinyconfig
 #   LU_CONFIG=debug  the same plus scripts/configs/debug.config
+#   LU_CONFIG=off    the same minus this project's options (hooks compile away)
 #
 # The configuration is regenerated only when a fragment changed, and the
 # build directory is kept, so a run with nothing changed does no work.
@@ -16,7 +17,8 @@ LU_CONFIG=${LU_CONFIG:-test}
 case $LU_CONFIG in
 test) FRAGMENTS=("$LU_TOP/scripts/configs/test.config") ;;
 debug) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/debug.config") ;;
-*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test or debug)" ;;
+off) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/off.config") ;;
+*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test, debug or off)" ;;
 esac
 
 lu_toolchain_env
@@ -25,22 +27,31 @@ MAKE=(make -s -C "$KERNEL_SRC" O="$KBUILD_DIR" -j"$JOBS")
 mkdir -p "$KBUILD_DIR"
 
 # Every CONFIG_X=v and "# CONFIG_X is not set" line of the fragments must
-# come out of olddefconfig exactly as written.
+# come out of olddefconfig as written; a later fragment overrides an earlier.
 check_config() {
-	local line sym want got bad=0
+	local line sym got bad=0
+	local -A want=()
+	local -a order=()
 	while read -r line; do
 		case $line in
-		CONFIG_*=*) sym=${line%%=*} want=${line#*=} ;;
-		"# CONFIG_"*" is not set") sym=${line#\# } sym=${sym%% *} want=n ;;
+		CONFIG_*=*) sym=${line%%=*} ;;
+		"# CONFIG_"*" is not set") sym=${line#\# } sym=${sym%% *} ;;
 		*) continue ;;
 		esac
+		[ -n "${want[$sym]+set}" ] || order+=("$sym")
+		case $line in
+		CONFIG_*=*) want[$sym]=${line#*=} ;;
+		*) want[$sym]=n ;;
+		esac
+	done < <(cat "${FRAGMENTS[@]}")
+	for sym in "${order[@]}"; do
 		got=$(sed -n "s/^$sym=\(.*\)/\1/p" "$KBUILD_DIR/.config")
 		[ -n "$got" ] || got=n
-		if [ "$got" != "$want" ]; then
-			echo "error: $sym=$want was asked for, the configuration has $sym=$got" >&2
+		if [ "$got" != "${want[$sym]}" ]; then
+			echo "error: $sym=${want[$sym]} was asked for, the configuration has $sym=$got" >&2
 			bad=1
 		fi
-	done < <(cat "${FRAGMENTS[@]}")
+	done
 	[ $bad = 0 ] || lu_die "kernel configuration incomplete (dependencies missing?)"
 }
 

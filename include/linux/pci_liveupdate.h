@@ -43,6 +43,8 @@ int pci_liveupdate_finish(struct pci_dev *dev);
 
 /* For the PCI core: enumeration found @dev. */
 void pci_liveupdate_setup_device(struct pci_dev *dev);
+/* For the PCI core: keep the bus numbers @bridge comes up with. */
+bool pci_liveupdate_keep_bus_numbers(struct pci_dev *bridge);
 
 #else /* CONFIG_PCI_LIVEUPDATE */
 
@@ -91,6 +93,11 @@ static inline int pci_liveupdate_finish(struct pci_dev *dev)
 
 static inline void pci_liveupdate_setup_device(struct pci_dev *dev)
 {
+}
+
+static inline bool pci_liveupdate_keep_bus_numbers(struct pci_dev *bridge)
+{
+	return false;
 }
 
 #endif /* CONFIG_PCI_LIVEUPDATE */

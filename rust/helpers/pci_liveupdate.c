@@ -2,6 +2,7 @@
 
 #include <linux/pci_liveupdate.h>
 
+#ifdef CONFIG_PCI_LIVEUPDATE
 __rust_helper int
 rust_helper_pci_liveupdate_register_flb(struct liveupdate_file_handler *fh)
 {
@@ -13,3 +14,4 @@ rust_helper_pci_liveupdate_unregister_flb(struct liveupdate_file_handler *fh)
 {
 	pci_liveupdate_unregister_flb(fh);
 }
+#endif

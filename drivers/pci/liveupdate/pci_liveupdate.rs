@@ -139,38 +139,40 @@ impl OutgoingRecord {
         Ok(())
     }
 
-    fn preserve(&mut self, path: &[DevId]) -> Result {
+    /// Applies `change` to the table and copies the result to KHO memory; when the copy fails,
+    /// `undo` restores the table, so a failed call changes nothing.
+    fn update(&mut self, path: &[DevId], change: TableOp, undo: TableOp) -> Result {
         if self.frozen > 0 {
             return Err(EINVAL);
         }
-        self.table.preserve(path).map_err(errno)?;
+        change(&mut self.table, path).map_err(errno)?;
         if let Err(e) = self.sync() {
-            // Undo the table change; the KHO copy was left as it was.
-            let _ = self.table.unpreserve(path);
+            // `undo` reverts what `change` just did to the same path, so it cannot fail.
+            let _ = undo(&mut self.table, path);
             return Err(e);
         }
         Ok(())
     }
 
+    fn preserve(&mut self, path: &[DevId]) -> Result {
+        self.update(path, DeviceTable::preserve, DeviceTable::unpreserve)
+    }
+
     fn unpreserve(&mut self, path: &[DevId]) -> Result {
-        if self.frozen > 0 {
-            return Err(EINVAL);
-        }
-        self.table.unpreserve(path).map_err(errno)?;
-        // Only shrinks the KHO copy, which allocates nothing but the copy buffer.
-        if let Err(e) = self.sync() {
-            let _ = self.table.preserve(path);
-            return Err(e);
-        }
-        Ok(())
+        self.update(path, DeviceTable::unpreserve, DeviceTable::preserve)
     }
 }
+
+/// A change to the device table: [`Table::preserve`] or [`Table::unpreserve`].
+type TableOp = fn(&mut DeviceTable, &[DevId]) -> Result<(), TableError>;
 
 struct Tables {
     outgoing: Option<OutgoingRecord>,
     incoming: Option<DeviceTable>,
     /// The handed-over record was looked for (found or not).
     incoming_checked: bool,
+    /// The previous kernel handed over preserved devices; never cleared.
+    had_incoming: bool,
 }
 
 static TABLES: SetOnce<Pin<KBox<RwSemaphore<Tables>>>> = SetOnce::new();
@@ -184,6 +186,7 @@ fn tables() -> Result<&'static RwSemaphore<Tables>> {
                 outgoing: None,
                 incoming: None,
                 incoming_checked: false,
+                had_incoming: false,
             }),
             GFP_KERNEL,
         )?;
@@ -282,6 +285,7 @@ impl FlbOps for PciFlb {
                     "{} preserved devices and bridges handed over\n",
                     table.len()
                 );
+                tables.had_incoming |= !table.is_empty();
                 tables.incoming = Some(table);
             }
             Err(why) => {
@@ -408,6 +412,15 @@ fn setup_device(dev: &pci::Device) {
     }
 }
 
+/// Whether enumeration must keep the bus numbers bridges come up with, `pci=assign-busses`
+/// notwithstanding: the previous kernel preserved devices, and new bus numbers would change
+/// their BDFs. All bridges keep theirs, since renumbering any could shift the others, and they
+/// keep them after the devices are finished, since those are still running.
+fn keep_bus_numbers(_bridge: &pci::Device) -> bool {
+    check_incoming();
+    tables().is_ok_and(|t| t.read().had_incoming)
+}
+
 /// The driver is done with the incoming `dev`.
 fn finish(dev: &pci::Device) -> Result {
     check_incoming();
@@ -425,6 +438,7 @@ kernel::export_pci_device_fns! {
     pci_liveupdate_keep_bus_master -> bool = keep_bus_master;
     pci_liveupdate_is_incoming -> bool = is_incoming;
     pci_liveupdate_setup_device -> () = setup_device;
+    pci_liveupdate_keep_bus_numbers -> bool = keep_bus_numbers;
     pci_liveupdate_finish -> c_int = finish;
 }
 

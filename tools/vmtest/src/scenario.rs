@@ -85,6 +85,10 @@ pub struct StageSpec {
     /// Per-program time limit inside the guest.
     #[serde(default = "default_run_timeout")]
     pub run_timeout: u32,
+    /// Extra kernel parameters of this stage only, e.g. to boot the kernel a kexec reaches
+    /// differently from the one before.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
 }
 
 fn default_boot_timeout() -> u64 {
@@ -118,6 +122,7 @@ impl Scenario {
         if let Some(bad) = s
             .cmdline
             .iter()
+            .chain(s.stages.iter().flat_map(|st| &st.cmdline))
             .find(|p| p.starts_with("lu.") || p.starts_with("kunit."))
         {
             return Err(format!(
@@ -132,6 +137,7 @@ impl Scenario {
         let stage = &self.stages[n - 1];
         let mut words = vec![BASE_CMDLINE.to_string(), format!("lu.stage={n}")];
         words.extend(self.cmdline.iter().cloned());
+        words.extend(stage.cmdline.iter().cloned());
         match &stage.kunit {
             Some(glob) => words.push(format!("kunit.filter_glob={glob}")),
             None => words.push("kunit.enable=0".into()),
@@ -184,6 +190,7 @@ mod tests {
         run = [["t", "-s", "1"], ["u"]]
         [[stage]]
         run = [["t", "-s", "2"]]
+        cmdline = ["pci=assign-busses"]
     "#;
 
     #[test]
@@ -193,7 +200,10 @@ mod tests {
         assert_eq!(plan.stages.len(), 2);
         assert!(plan.stages[0].cmdline.contains("lu.stage=1"));
         assert!(plan.stages[0].cmdline.contains("kunit.filter_glob=rust_*"));
-        assert!(plan.stages[1].cmdline.contains("lu.stage=2 kunit.enable=0"));
+        assert!(plan.stages[1]
+            .cmdline
+            .contains("lu.stage=2 pci=assign-busses kunit.enable=0"));
+        assert!(!plan.stages[0].cmdline.contains("assign-busses"));
         assert_eq!(plan.stages[1].runs[0].argv, ["t", "-s", "2"]);
         assert_eq!(s.programs(), ["t", "u"]);
     }
@@ -219,6 +229,7 @@ mod tests {
             "description = \"d\"\n[[stage]]\nbogus = 1",
             "[[stage]]",
             "description = \"d\"\ndevices = [{ model = \"edu\", port = 1 }]\n[[stage]]",
+            "description = \"d\"\n[[stage]]\ncmdline = [\"kunit.enable=1\"]",
         ] {
             assert!(Scenario::parse(text).is_err(), "{text}");
         }

@@ -3,14 +3,16 @@
  * Two-stage test of the Rust Live Update abstractions (lib/tests/liveupdate_rust.rs).
  *
  * Stage 1 sets a value on a /dev/rust_luo_test file, makes it stand for the
- * PCI device 0000:01:00.0 and preserves the file; the test device's FLB
+ * PCI device 0000:02:00.0 and preserves the file; the test device's FLB
  * counts the preserved files and the PCI core records the device. Both
  * functions of the test device get bus mastering turned on. After the kexec,
  * stage 2 retrieves the file and checks that the value, the FLB count and the
  * PCI device came across, that the preserved function kept bus mastering and
  * that the other one, not preserved, had it cleared by the kexec: the
- * control without which "kept" would prove nothing. Finishing the session
- * finishes the FLB and the device.
+ * control without which "kept" would prove nothing. Stage 2 boots with bus
+ * numbers assigned anew (see the scenario), so finding the device at the same
+ * BDF shows that its bus numbers were kept. Finishing the session finishes
+ * the FLB and the device.
  */
 
 #include <fcntl.h>
@@ -28,9 +30,9 @@
 #define GET_PCI_INCOMING	_IO('L', 0x75)
 
 /* Two functions of one device behind a root port (tools/vmtest scenario). */
-#define PRESERVED_PCI		"0000:01:00.0"
-#define PRESERVED_ADDR		0x000100	/* domain << 16 | bus << 8 | devfn */
-#define CONTROL_PCI		"0000:01:00.1"
+#define PRESERVED_PCI		"0000:02:00.0"
+#define PRESERVED_ADDR		0x000200	/* domain << 16 | bus << 8 | devfn */
+#define CONTROL_PCI		"0000:02:00.1"
 #define PCI_COMMAND		4
 #define PCI_COMMAND_MASTER	0x4
 
@@ -159,10 +161,13 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	int session_fd, dev_fd, fd, stage;
 
 	ksft_print_header();
-	ksft_set_plan(9);
+	ksft_set_plan(10);
 	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
 	if (stage != 2)
 		fail_exit("expected stage 2, state says %d", stage);
+
+	ksft_test_result(pci_command(PRESERVED_PCI) >= 0,
+			 "%s kept its BDF\n", PRESERVED_PCI);
 
 	session_fd = luo_retrieve_session(luo_fd, TEST_SESSION);
 	if (session_fd < 0)
