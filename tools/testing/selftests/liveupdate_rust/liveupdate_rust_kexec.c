@@ -33,6 +33,8 @@
 #define PRESERVED_PCI		"0000:02:00.0"
 #define PRESERVED_ADDR		0x000200	/* domain << 16 | bus << 8 | devfn */
 #define CONTROL_PCI		"0000:02:00.1"
+/* An SR-IOV physical function (QEMU igb) behind a third root port. */
+#define SRIOV_PF		"0000:03:00.0"
 #define PCI_COMMAND		4
 #define PCI_COMMAND_MASTER	0x4
 
@@ -95,6 +97,49 @@ static int pci_enable_master(const char *bdf)
 	return ok ? 0 : -1;
 }
 
+static int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
+{
+	int fd = pci_sysfs_open(bdf, attr, O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Binds the PF to pci-pf-stub, enables one VF and returns its
+ * domain << 16 | bus << 8 | devfn, or -1.
+ */
+static long enable_vf(void)
+{
+	char link[256], *bdf;
+	unsigned int domain, bus, dev, fn;
+	ssize_t len;
+	int fd;
+
+	if (pci_sysfs_write(SRIOV_PF, "driver_override", "pci-pf-stub"))
+		return -1;
+	fd = open("/sys/bus/pci/drivers_probe", O_WRONLY);
+	if (fd < 0)
+		return -1;
+	len = write(fd, SRIOV_PF, strlen(SRIOV_PF));
+	close(fd);
+	if (len < 0 || pci_sysfs_write(SRIOV_PF, "sriov_numvfs", "1"))
+		return -1;
+	len = readlink("/sys/bus/pci/devices/" SRIOV_PF "/virtfn0", link,
+		       sizeof(link) - 1);
+	if (len < 0)
+		return -1;
+	link[len] = 0;
+	bdf = strrchr(link, '/');
+	if (!bdf || sscanf(bdf + 1, "%x:%x:%x.%x", &domain, &bus, &dev, &fn) != 4)
+		return -1;
+	return (long)domain << 16 | bus << 8 | dev << 3 | fn;
+}
+
 static int bus_master(const char *bdf)
 {
 	int cmd = pci_command(bdf);
@@ -104,10 +149,11 @@ static int bus_master(const char *bdf)
 
 static void run_stage_1(int luo_fd)
 {
-	int session_fd, tmp_fd, dev_fd;
+	int session_fd, tmp_fd, dev_fd, vf_fd;
+	long vf;
 
 	ksft_print_header();
-	ksft_set_plan(10);
+	ksft_set_plan(12);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
 
 	ksft_test_result(pci_enable_master(PRESERVED_PCI) == 0 &&
@@ -138,6 +184,21 @@ static void run_stage_1(int luo_fd)
 	close(tmp_fd);
 	ksft_test_result(dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == -ENOENT,
 			 "closing the session unpreserves file and FLB\n");
+
+	/* A VF's BDF is not stable across a kexec: the PCI core refuses it. */
+	vf = enable_vf();
+	ksft_test_result(vf >= 0, "a VF of %s to try\n", SRIOV_PF);
+	vf_fd = open(TEST_DEVICE, O_RDWR);
+	tmp_fd = luo_create_session(luo_fd, "rust-luo-test-vf");
+	if (vf_fd < 0 || tmp_fd < 0)
+		fail_exit("open a file and a session for the VF");
+	ksft_test_result(vf >= 0 && dev_ioctl(vf_fd, SET_PCI_DEVICE, vf) == 0 &&
+			 luo_session_preserve_fd(tmp_fd, vf_fd, TEST_TOKEN) == -EINVAL &&
+			 dev_ioctl(vf_fd, GET_FLB_OUTGOING, 0) == -ENOENT,
+			 "preserving a VF is -EINVAL and leaves nothing behind\n");
+	close(tmp_fd);
+	close(vf_fd);
+	pci_sysfs_write(SRIOV_PF, "sriov_numvfs", "0");
 
 	session_fd = luo_create_session(luo_fd, TEST_SESSION);
 	if (session_fd < 0)
