@@ -42,6 +42,8 @@ const GET_FLB_OUTGOING_FILES: u32 = _IO(b'L' as u32, 0x73);
 const SET_PCI_DEVICE: u32 = _IO(b'L' as u32, 0x74);
 /// Returns whether the file's PCI device is incoming (1) or not (0); `ENODEV` without one.
 const GET_PCI_INCOMING: u32 = _IO(b'L' as u32, 0x75);
+/// Makes the handler leave the file's PCI device unfinished when the session finishes.
+const LEAVE_UNFINISHED: u32 = _IO(b'L' as u32, 0x76);
 
 const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
 const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
@@ -52,6 +54,8 @@ struct TestFile {
     key: usize,
     value: u64,
     pci: Option<ARef<pci::Device>>,
+    /// Do not finish `pci` with the session, as a buggy driver would.
+    leave_unfinished: bool,
 }
 
 /// The state the device, the handler and the FLB share.
@@ -117,6 +121,7 @@ impl MiscDevice for TestDevice {
             key: key(file),
             value: 0,
             pci: None,
+            leave_unfinished: false,
         };
         state.files.lock().push(record, GFP_KERNEL)?;
         *state.parked.lock() = Some(ARef::from(file));
@@ -136,6 +141,7 @@ impl MiscDevice for TestDevice {
                 let dev = pci_device_at(arg as u64)?;
                 with_file(file, |t| t.pci = Some(dev)).map(|()| 0)
             }
+            LEAVE_UNFINISHED => with_file(file, |t| t.leave_unfinished = true).map(|()| 0),
             GET_PCI_INCOMING => {
                 let dev = pci_of(file).ok_or(ENODEV)?;
                 Ok(isize::from(dev.liveupdate_is_incoming()))
@@ -280,6 +286,10 @@ impl FileHandler for TestHandler {
         // Never retrieved: the memory is still ours to free.
         if status == RetrieveStatus::NotAttempted {
             drop(handle.restore());
+        }
+        let leave = file.and_then(|f| with_file(f, |t| t.leave_unfinished).ok());
+        if leave == Some(true) {
+            return;
         }
         if let Some(dev) = file.and_then(pci_of) {
             if let Err(e) = dev.liveupdate_finish() {

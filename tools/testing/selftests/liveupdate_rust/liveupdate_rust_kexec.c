@@ -28,11 +28,16 @@
 #define GET_FLB_OUTGOING	_IO('L', 0x73)
 #define SET_PCI_DEVICE		_IO('L', 0x74)
 #define GET_PCI_INCOMING	_IO('L', 0x75)
+#define LEAVE_UNFINISHED	_IO('L', 0x76)
 
 /* Two functions of one device behind a root port (tools/vmtest scenario). */
 #define PRESERVED_PCI		"0000:02:00.0"
 #define PRESERVED_ADDR		0x000200	/* domain << 16 | bus << 8 | devfn */
 #define CONTROL_PCI		"0000:02:00.1"
+/* Preserved too, and left unfinished in stage 2, as by a buggy driver. */
+#define UNFINISHED_PCI		"0000:01:00.0"
+#define UNFINISHED_ADDR		0x000100
+#define UNFINISHED_TOKEN	(TEST_TOKEN + 2)
 /* An SR-IOV physical function (QEMU igb) behind a third root port. */
 #define SRIOV_PF		"0000:03:00.0"
 #define PCI_COMMAND		4
@@ -140,6 +145,30 @@ static long enable_vf(void)
 	return (long)domain << 16 | bus << 8 | dev << 3 | fn;
 }
 
+/* Whether the kernel log holds @needle: 1, 0, or -1 on error. */
+static int kmsg_has(const char *needle)
+{
+	char rec[1024];
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	int found = 0;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		len = read(fd, rec, sizeof(rec) - 1);
+		if (len < 0 && errno == EPIPE)
+			continue;	/* records were overwritten: go on */
+		if (len <= 0)
+			break;
+		rec[len] = 0;
+		if (strstr(rec, needle))
+			found = 1;
+	}
+	close(fd);
+	return found;
+}
+
 static int bus_master(const char *bdf)
 {
 	int cmd = pci_command(bdf);
@@ -149,11 +178,11 @@ static int bus_master(const char *bdf)
 
 static void run_stage_1(int luo_fd)
 {
-	int session_fd, tmp_fd, dev_fd, vf_fd;
+	int session_fd, tmp_fd, dev_fd, vf_fd, unf_fd;
 	long vf;
 
 	ksft_print_header();
-	ksft_set_plan(12);
+	ksft_set_plan(13);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
 
 	ksft_test_result(pci_enable_master(PRESERVED_PCI) == 0 &&
@@ -209,8 +238,17 @@ static void run_stage_1(int luo_fd)
 	ksft_test_result(luo_session_preserve_fd(session_fd, dev_fd,
 						 TEST_TOKEN + 1) == -EBUSY,
 			 "preserving it twice is -EBUSY\n");
-	ksft_test_result(dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == 1,
-			 "the FLB counts one file\n");
+	unf_fd = open(TEST_DEVICE, O_RDWR);
+	if (unf_fd < 0)
+		fail_exit("open %s", TEST_DEVICE);
+	ksft_test_result(dev_ioctl(unf_fd, SET_PCI_DEVICE, UNFINISHED_ADDR) == 0 &&
+			 luo_session_preserve_fd(session_fd, unf_fd,
+						 UNFINISHED_TOKEN) == 0,
+			 "preserve a second file, standing for %s\n",
+			 UNFINISHED_PCI);
+	ksft_test_result(dev_ioctl(dev_fd, GET_FLB_OUTGOING, 0) == 2,
+			 "the FLB counts two files\n");
+	close(unf_fd);
 	close(dev_fd);
 
 	close(luo_fd);
@@ -219,10 +257,10 @@ static void run_stage_1(int luo_fd)
 
 static void run_stage_2(int luo_fd, int state_session_fd)
 {
-	int session_fd, dev_fd, fd, stage;
+	int session_fd, dev_fd, fd, park_fd, unf_fd, stage;
 
 	ksft_print_header();
-	ksft_set_plan(10);
+	ksft_set_plan(12);
 	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
 	if (stage != 2)
 		fail_exit("expected stage 2, state says %d", stage);
@@ -242,8 +280,8 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	ksft_test_result(fd >= 0, "retrieve the file\n");
 	ksft_test_result(fd >= 0 && ioctl(fd, GET_VALUE, 0) == TEST_VALUE,
 			 "the value crossed the kexec\n");
-	ksft_test_result(fd >= 0 && ioctl(fd, GET_FLB_FILES, 0) == 1,
-			 "the FLB counted one preserved file\n");
+	ksft_test_result(fd >= 0 && ioctl(fd, GET_FLB_FILES, 0) == 2,
+			 "the FLB counted two preserved files\n");
 	ksft_test_result(fd >= 0 && dev_ioctl(fd, GET_PCI_INCOMING, 0) == 1,
 			 "%s came in preserved\n", PRESERVED_PCI);
 	ksft_test_result(bus_master(PRESERVED_PCI) == 1,
@@ -253,10 +291,23 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 			 CONTROL_PCI);
 	ksft_test_result(luo_session_retrieve_fd(session_fd, 0xdead) == -ENOENT,
 			 "an unknown token is -ENOENT\n");
+	/* The test device hands back the file opened last, as above. */
+	park_fd = open(TEST_DEVICE, O_RDWR);
+	if (park_fd < 0)
+		fail_exit("open %s", TEST_DEVICE);
+	unf_fd = luo_session_retrieve_fd(session_fd, UNFINISHED_TOKEN);
+	ksft_test_result(unf_fd >= 0 && dev_ioctl(unf_fd, LEAVE_UNFINISHED, 0) == 0,
+			 "retrieve the second file and leave %s unfinished\n",
+			 UNFINISHED_PCI);
 	ksft_test_result(luo_session_finish(session_fd) == 0,
 			 "finish the session\n");
+	ksft_test_result(kmsg_has(UNFINISHED_PCI " was preserved but never finished") == 1 &&
+			 kmsg_has(PRESERVED_PCI " was preserved but never finished") == 0,
+			 "the unfinished device is reported, the finished one is not\n");
 	ksft_test_result(fd >= 0 && dev_ioctl(fd, GET_PCI_INCOMING, 0) == 0,
 			 "finishing the session finished the device\n");
+	close(unf_fd);
+	close(park_fd);
 	close(fd);
 	close(dev_fd);
 
