@@ -54,6 +54,18 @@ impl kernel::Module for PciLiveupdate {
     }
 }
 
+// The codec in `abi.rs` and the C definition of the layout agree.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    use kernel::bindings::{pci_dev_ser, pci_ser};
+    assert!(size_of::<pci_ser>() == HEADER_SIZE);
+    assert!(offset_of!(pci_ser, nr_devices) == 4);
+    assert!(offset_of!(pci_ser, devices) == 8);
+    assert!(size_of::<pci_dev_ser>() == ENTRY_SIZE);
+    assert!(offset_of!(pci_dev_ser, bdf) == 4);
+    assert!(offset_of!(pci_dev_ser, refcount) == 6);
+};
+
 // The pure core formats with `core::fmt`; the kernel's printing macros take `kernel::fmt`.
 impl kernel::fmt::Display for DevId {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {

@@ -16,9 +16,8 @@
  * change meaning without a new PCI_LUO_FLB_VERSION; a kernel rejects state
  * of any version but its own, as a whole.
  *
- * The Rust codec of this layout is drivers/pci/liveupdate/abi.rs; the host
- * tests in tools/pci-liveupdate-core check its bytes against the offsets
- * asserted below.
+ * The Rust codec of this layout is drivers/pci/liveupdate/abi.rs; the kernel
+ * build asserts its sizes and offsets against the ones asserted below.
  */
 
 #ifndef _LINUX_KHO_ABI_PCI_H
