@@ -232,9 +232,8 @@ impl<E: FromBytes + AsBytes + Copy> KhoBlockSet<E> {
         build_assert!(size_of::<E>() > 0 && Self::ENTRIES_PER_BLOCK > 0);
         try_pin_init!(Self {
             inner <- Opaque::try_ffi_init(|slot| {
-                // SAFETY: `slot` is valid for writes and initialised by `kho_block_set_init()`
-                // before the restore; on failure `kho_block_set_restore()` frees what it took
-                // and leaves the set empty, with nothing to release.
+                // The restore frees what it took on failure, leaving an empty set.
+                // SAFETY: `slot` is valid for writes and initialised before the restore.
                 unsafe {
                     bindings::kho_block_set_init(slot, size_of::<E>());
                     to_result(bindings::kho_block_set_restore(slot, head_phys))

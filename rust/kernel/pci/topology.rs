@@ -25,9 +25,8 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     pub fn upstream_bridge(&self) -> Option<ARef<Device>> {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
         let bridge = NonNull::new(unsafe { bindings::pci_upstream_bridge(self.as_raw()) })?;
-        // SAFETY: A device holds a reference on its parent bridge, so `bridge` is a valid
-        // `struct pci_dev` for as long as `self` lives; `Device` is a transparent wrapper of it,
-        // and converting to `ARef` takes a reference of our own.
+        // A device holds a reference on its parent bridge; `ARef::from` takes one of our own.
+        // SAFETY: `bridge` is a valid `struct pci_dev` while `self` lives; `Device` wraps it.
         let bridge = unsafe { bridge.cast::<Device>().as_ref() };
         Some(ARef::from(bridge))
     }
@@ -37,10 +36,9 @@ impl Device {
     /// The device at `domain`:`bus`:`devfn`, if there is one.
     pub fn get(domain: u32, bus: u8, devfn: u8) -> Option<ARef<Device>> {
         let domain = i32::try_from(domain).ok()?;
-        // SAFETY: `pci_get_domain_bus_and_slot()` takes any numbers; it returns a device with a
-        // reference we now own, or NULL.
-        let dev =
-            unsafe { bindings::pci_get_domain_bus_and_slot(domain, bus.into(), devfn.into()) };
+        let (bus, devfn) = (bus.into(), devfn.into());
+        // SAFETY: Any numbers are fine; the device returned, if any, comes with a reference.
+        let dev = unsafe { bindings::pci_get_domain_bus_and_slot(domain, bus, devfn) };
         // SAFETY: `dev` is a valid `struct pci_dev` with a reference owned by the `ARef`.
         NonNull::new(dev).map(|dev| unsafe { ARef::from_raw(dev.cast()) })
     }
