@@ -22,6 +22,17 @@ LU_CONFIG=test KBUILD_DIR=$LU_CACHE/build/clippy "$LU_TOP/scripts/build-kernel.s
 lu_toolchain_env
 make -s -C "$KERNEL_SRC" O="$LU_CACHE/build/clippy" -j"$(nproc)" CLIPPY=1 KRUSTFLAGS=-Dwarnings \
 	rust/ lib/tests/ drivers/pci/ drivers/vfio/
+lu_step "ABI headers compile on their own (their static asserts hold)"
+for h in include/kho/abi/*.h; do
+	echo "#include \"$LU_TOP/$h\"" | gcc -fsyntax-only -x c - -D__KERNEL__ -nostdinc \
+		-I"$KERNEL_SRC/arch/x86/include" -I"$KBUILD_DIR/arch/x86/include/generated" \
+		-I"$KERNEL_SRC/include" -I"$KBUILD_DIR/include" \
+		-I"$KERNEL_SRC/arch/x86/include/uapi" -I"$KBUILD_DIR/arch/x86/include/generated/uapi" \
+		-I"$KERNEL_SRC/include/uapi" -I"$KBUILD_DIR/include/generated/uapi" \
+		-include "$KERNEL_SRC/include/linux/compiler-version.h" \
+		-include "$KERNEL_SRC/include/linux/kconfig.h" \
+		-include "$KERNEL_SRC/include/linux/compiler_types.h" || lu_die "$h does not compile"
+done
 lu_step "checkpatch"
 [ -x "$KERNEL_SRC/scripts/checkpatch.pl" ] || lu_die "no kernel tree (run make setup)"
 # On stdin: checkpatch reads a git-tracked file as source, not as a patch.

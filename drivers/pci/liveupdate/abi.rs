@@ -5,7 +5,7 @@
 //! The layout is defined in C in `include/linux/kho/abi/pci.h`, with its sizes and offsets
 //! asserted there; this file is its little-endian codec. The kernel build asserts the codec's
 //! sizes and offsets against the C definition (`pci_liveupdate.rs`), and the host tests
-//! (`tools/pci-liveupdate-core`) check the bytes it writes. Only `core` is used, so the host
+//! (`tools/liveupdate-core`) check the bytes it writes. Only `core` is used, so the host
 //! test crate compiles this file too.
 
 /// The FLB compatible string, also upstream's: a kernel with upstream's C PCI core and one

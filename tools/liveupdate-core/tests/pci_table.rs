@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Unit tests of the PCI Live Update ABI codec and device table.
 
-use pci_liveupdate_core::abi::{DevId, Entry, Header, ENTRY_SIZE, HEADER_SIZE, VERSION};
-use pci_liveupdate_core::table::{
+use liveupdate_core::pci::abi::{DevId, Entry, Header, ENTRY_SIZE, HEADER_SIZE, VERSION};
+use liveupdate_core::pci::table::{
     Invalid, LoadError, OutOfMemory, Slot, Storage, Table, TableError,
 };
 
@@ -316,6 +316,6 @@ fn rejections_explain_themselves() {
 
 #[test]
 fn the_flb_is_found_by_upstreams_name() {
-    assert_eq!(pci_liveupdate_core::abi::COMPATIBLE, c"pci");
+    assert_eq!(liveupdate_core::pci::abi::COMPATIBLE, c"pci");
     assert_eq!(VERSION, 2);
 }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use pci_liveupdate_core::abi::{DevId, Entry, Header, ENTRY_SIZE, HEADER_SIZE};
-use pci_liveupdate_core::table::{Slot, Table, TableError};
+use liveupdate_core::pci::abi::{DevId, Entry, Header, ENTRY_SIZE, HEADER_SIZE};
+use liveupdate_core::pci::table::{Slot, Table, TableError};
 use proptest::prelude::*;
 
 /// A small fixed topology: two domains, each with root ports 00:0{1,2}.0, a switch
@@ -88,14 +88,14 @@ proptest! {
         let mut header = Header::decode(&header);
         if force_valid_header {
             // Reach past the version and count checks to the per-entry ones.
-            header.version = pci_liveupdate_core::abi::VERSION;
+            header.version = liveupdate_core::pci::abi::VERSION;
             header.nr_devices = raw.iter().filter(|r| Entry::decode(r).refcount != 0).count() as u32;
         }
         if let Ok(table) = Table::load(&header, &raw, Vec::new()) {
             prop_assert!(table.is_consistent());
             prop_assert_eq!(table.len(), header.nr_devices as usize);
             for e in table.entries() {
-                prop_assert!(e.id.domain <= pci_liveupdate_core::abi::MAX_DOMAIN);
+                prop_assert!(e.id.domain <= liveupdate_core::pci::abi::MAX_DOMAIN);
             }
         }
     }

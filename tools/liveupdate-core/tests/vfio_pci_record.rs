@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Tests of the vfio-pci Live Update record: codec, validator, corrupted records.
+
+use liveupdate_core::vfio_pci::abi::{
+    encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State, CAP_HEADER_SIZE,
+    COMPATIBLE, FLAG_BUS_MASTER, FLAG_RESET_WORKS, HEADER_SIZE, MAX_CAPS, VERSION,
+};
+use proptest::prelude::*;
+
+/// The QEMU edu device at 0000:02:00.0.
+const EDU: Identity = Identity {
+    domain: 0,
+    bdf: 0x0200,
+    vendor: 0x1234,
+    device: 0x11e8,
+    class: 0x00ff00,
+};
+
+fn vconfig(id: &Identity, size: usize) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    v[0..2].copy_from_slice(&id.vendor.to_le_bytes());
+    v[2..4].copy_from_slice(&id.device.to_le_bytes());
+    v[8..12].copy_from_slice(&(id.class << 8 | 0x10).to_le_bytes()); // revision 0x10
+    v[4] = 0x06; // memory + bus master
+    v
+}
+
+struct Sample {
+    vconfig: Vec<u8>,
+    caps: Vec<(u16, bool, Vec<u8>)>,
+}
+
+impl Sample {
+    fn new() -> Self {
+        Sample {
+            vconfig: vconfig(&EDU, 256),
+            caps: vec![
+                (0x05, false, vec![1; 12]),
+                (0x10, false, vec![2; 60]),
+                (0x01, true, vec![3; 56]),
+            ],
+        }
+    }
+
+    fn state(&self) -> State<'_, impl Iterator<Item = Cap<'_>> + Clone> {
+        let mut config_header = [0u32; 16];
+        for (i, d) in config_header.iter_mut().enumerate() {
+            *d = 0x1000_0000 + i as u32;
+        }
+        State {
+            identity: EDU,
+            flags: FLAG_BUS_MASTER | FLAG_RESET_WORKS,
+            vconfig: &self.vconfig,
+            config_header,
+            caps: self.caps.iter().map(|(n, e, d)| Cap {
+                cap_nr: *n,
+                extended: *e,
+                data: d,
+            }),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let state = self.state();
+        let mut out = vec![0; encoded_len(&state) + 100]; // KHO rounds allocations up
+        let n = encode(&state, &mut out).unwrap();
+        assert_eq!(n, encoded_len(&state));
+        out
+    }
+}
+
+#[test]
+fn a_record_round_trips() {
+    let sample = Sample::new();
+    let bytes = sample.bytes();
+    let record = parse(&bytes, &EDU).unwrap();
+    assert_eq!(record.identity, EDU);
+    assert_eq!(record.flags, FLAG_BUS_MASTER | FLAG_RESET_WORKS);
+    assert_eq!(record.vconfig, &sample.vconfig[..]);
+    assert_eq!(record.config_header[15], 0x1000_000f);
+    let caps: Vec<_> = record
+        .caps()
+        .map(|c| (c.cap_nr, c.extended, c.data.to_vec()))
+        .collect();
+    assert_eq!(caps, sample.caps);
+}
+
+#[test]
+fn the_layout_is_fixed() {
+    let bytes = Sample::new().bytes();
+    assert_eq!(HEADER_SIZE, 28);
+    assert_eq!(&bytes[0..4], &VERSION.to_le_bytes());
+    assert_eq!(&bytes[8..10], &0x0200u16.to_le_bytes()); // bdf
+    assert_eq!(&bytes[20..22], &256u16.to_le_bytes()); // cfg_size
+    assert_eq!(
+        &bytes[HEADER_SIZE..HEADER_SIZE + 2],
+        &0x1234u16.to_le_bytes()
+    ); // vconfig
+    assert_eq!(COMPATIBLE, c"vfio-pci-state-v1");
+}
+
+#[test]
+fn extended_config_space_is_accepted() {
+    let mut sample = Sample::new();
+    sample.vconfig = vconfig(&EDU, 4096);
+    let bytes = sample.bytes();
+    assert_eq!(parse(&bytes, &EDU).unwrap().vconfig.len(), 4096);
+}
+
+#[test]
+fn the_encoder_refuses_what_it_cannot_write() {
+    let mut sample = Sample::new();
+    {
+        let state = sample.state();
+        assert_eq!(
+            encode(&state, &mut [0; 10]),
+            Err(EncodeError::TooSmall(encoded_len(&state)))
+        );
+    }
+    sample.vconfig.truncate(100);
+    assert_eq!(
+        encode(&sample.state(), &mut vec![0; 4096]),
+        Err(EncodeError::ConfigSize(100))
+    );
+    let mut sample = Sample::new();
+    sample.caps[1].2.pop();
+    assert_eq!(
+        encode(&sample.state(), &mut vec![0; 4096]),
+        Err(EncodeError::CapSize(0x10))
+    );
+    sample.caps[1].2.clear();
+    assert_eq!(
+        encode(&sample.state(), &mut vec![0; 4096]),
+        Err(EncodeError::CapSize(0x10))
+    );
+    let mut sample = Sample::new();
+    sample.caps = (0..=MAX_CAPS as u16)
+        .map(|n| (n, false, vec![0; 4]))
+        .collect();
+    assert_eq!(
+        encode(&sample.state(), &mut vec![0; 8192]),
+        Err(EncodeError::TooManyCaps)
+    );
+}
+
+/// Offset of the first capability record.
+const CAPS_AT: usize = HEADER_SIZE + 256 + 64;
+
+#[test]
+fn corrupted_records_are_rejected() {
+    let good = Sample::new().bytes();
+    let len = encoded_len(&Sample::new().state());
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = good.clone();
+        f(&mut b);
+        parse(&b, &EDU).err()
+    };
+    let other = |f: &dyn Fn(&mut Identity)| {
+        let mut id = EDU;
+        f(&mut id);
+        parse(&good, &id).err()
+    };
+    let cases = [
+        ("empty", parse(&[], &EDU).err(), Some(Invalid::Truncated)),
+        (
+            "cut in the header",
+            with(&|b| b.truncate(20)),
+            Some(Invalid::Truncated),
+        ),
+        (
+            "cut in the config space",
+            with(&|b| b.truncate(HEADER_SIZE + 100)),
+            Some(Invalid::Truncated),
+        ),
+        (
+            "cut in the saved state",
+            with(&|b| b.truncate(len - 20)),
+            Some(Invalid::Truncated),
+        ),
+        (
+            "old version",
+            with(&|b| b[0] = 0),
+            Some(Invalid::Version(0)),
+        ),
+        (
+            "future version",
+            with(&|b| b[0] = 2),
+            Some(Invalid::Version(2)),
+        ),
+        (
+            "unknown flag",
+            with(&|b| b[10] |= 0x80),
+            Some(Invalid::Flags(0x83)),
+        ),
+        (
+            "reserved set",
+            with(&|b| b[22] = 1),
+            Some(Invalid::Reserved),
+        ),
+        (
+            "config size 300",
+            with(&|b| b[20..22].copy_from_slice(&300u16.to_le_bytes())),
+            Some(Invalid::ConfigSize(300)),
+        ),
+        (
+            "another domain",
+            other(&|id| id.domain = 1),
+            Some(Invalid::Identity),
+        ),
+        (
+            "another BDF",
+            other(&|id| id.bdf = 0x0201),
+            Some(Invalid::Identity),
+        ),
+        (
+            "another device ID",
+            other(&|id| id.device = 0x11e9),
+            Some(Invalid::Identity),
+        ),
+        (
+            "another class",
+            other(&|id| id.class = 0x020000),
+            Some(Invalid::Identity),
+        ),
+        (
+            "config space of another vendor",
+            with(&|b| b[HEADER_SIZE] ^= 1),
+            Some(Invalid::ConfigIdentity),
+        ),
+        (
+            "cap size not a dword multiple",
+            with(&|b| b[CAPS_AT + 4] = 13),
+            Some(Invalid::CapSize(0)),
+        ),
+        (
+            "cap past the section",
+            with(&|b| b[CAPS_AT + 5] = 0x10),
+            Some(Invalid::CapSize(0)),
+        ),
+        (
+            "cap of unknown kind",
+            with(&|b| b[CAPS_AT + 2] = 2),
+            Some(Invalid::CapKind(0)),
+        ),
+        (
+            "cap reserved set",
+            with(&|b| b[CAPS_AT + 3] = 1),
+            Some(Invalid::Reserved),
+        ),
+        (
+            "cap saved twice",
+            with(&|b| b[CAPS_AT + 8 + 12] = 0x05),
+            Some(Invalid::CapDuplicate(0x05)),
+        ),
+        (
+            "end record missing",
+            with(&|b| {
+                b[24..28].copy_from_slice(&((len - HEADER_SIZE - 256 - 8) as u32).to_le_bytes())
+            }),
+            Some(Invalid::NoEnd),
+        ),
+        (
+            "bytes after the end record",
+            with(&|b| {
+                b[24..28].copy_from_slice(&((len - HEADER_SIZE - 256 + 4) as u32).to_le_bytes())
+            }),
+            Some(Invalid::NoEnd),
+        ),
+        (
+            "end record not zero",
+            with(&|b| b[len - 8] = 7),
+            Some(Invalid::NoEnd),
+        ),
+    ];
+    for (name, got, want) in cases {
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn too_many_caps_are_rejected() {
+    let mut sample = Sample::new();
+    sample.caps = (0..MAX_CAPS as u16)
+        .map(|n| (n, false, vec![0; 4]))
+        .collect();
+    let mut bytes = sample.bytes();
+    assert!(parse(&bytes, &EDU).is_ok());
+    // Turn the end record into one more capability, then end after it.
+    let end = encoded_len(&sample.state()) - CAP_HEADER_SIZE;
+    bytes[end..end + 8].copy_from_slice(&[0xff, 0, 0, 0, 4, 0, 0, 0]);
+    bytes.splice(end + 8..end + 8, [0u8; 4 + CAP_HEADER_SIZE]);
+    let saved = u32::from_le_bytes(bytes[24..28].try_into().unwrap()) + 4 + CAP_HEADER_SIZE as u32;
+    bytes[24..28].copy_from_slice(&saved.to_le_bytes());
+    assert_eq!(parse(&bytes, &EDU).err(), Some(Invalid::TooManyCaps));
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_rejected_or_parse_to_what_encodes_back(bytes in prop::collection::vec(any::<u8>(), 0..700)) {
+        if let Ok(record) = parse(&bytes, &EDU) {
+            let state = State {
+                identity: record.identity,
+                flags: record.flags,
+                vconfig: record.vconfig,
+                config_header: record.config_header,
+                caps: record.caps(),
+            };
+            let mut out = vec![0; encoded_len(&state)];
+            encode(&state, &mut out).unwrap();
+            prop_assert_eq!(&bytes[..out.len()], &out[..]);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_is_caught_or_harmless(at in 0usize..400, bit in 0u8..8) {
+        let sample = Sample::new();
+        let mut bytes = sample.bytes();
+        bytes[at] ^= 1 << bit;
+        // Either rejected, or a record that encodes back to exactly these bytes.
+        if let Ok(record) = parse(&bytes, &EDU) {
+            let caps: Vec<_> = record.caps().collect();
+            prop_assert!(caps.len() <= MAX_CAPS);
+            prop_assert!(caps.iter().all(|c| !c.data.is_empty() && c.data.len() % 4 == 0));
+        }
+    }
+}
