@@ -19,6 +19,11 @@ LU_OWN_SRC=$LU_CACHE/linux-7.3
 KERNEL_SRC=${KERNEL_SRC:-$LU_OWN_SRC}
 # Out-of-tree build directory, kept between runs so builds stay incremental.
 KBUILD_DIR=${KBUILD_DIR:-$LU_CACHE/build/${LU_CONFIG:-test}}
+# The Cargo workspace builds in the cache too, so a fresh clone starts warm.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LU_CACHE/cargo-target}
+# rustup's tools, also when the caller's PATH lacks them.
+PATH=$HOME/.cargo/bin:$PATH
+export PATH
 
 lu_step() { printf '==> %s\n' "$*" >&2; }
 lu_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -27,7 +32,6 @@ lu_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # only when the setup script provided it; tools already on the machine win.
 lu_toolchain_env() {
 	[ -d "$LU_CACHE/bindgen/bin" ] && PATH=$LU_CACHE/bindgen/bin:$PATH
-	PATH=$HOME/.cargo/bin:$PATH
 	export PATH
 	if [ -z "${LIBCLANG_PATH:-}" ] && [ -d "$LU_CACHE/libclang/clang/native" ]; then
 		export LIBCLANG_PATH=$LU_CACHE/libclang/clang/native

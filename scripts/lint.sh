@@ -5,8 +5,6 @@
 # workspace, checkpatch on the hook patches.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-PATH=$HOME/.cargo/bin:$PATH
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LU_CACHE/cargo-target}
 cd "$LU_TOP"
 
 lu_step "rustfmt"

@@ -13,8 +13,7 @@ trap 'rm -f "$log"' EXIT
 "$LU_TOP/scripts/setup.sh" || exit 1
 
 lu_step "host tests (cargo test)"
-(cd "$LU_TOP" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LU_CACHE/cargo-target} \
-	"$HOME/.cargo/bin/cargo" test --workspace --locked 2>&1) | tee -a "$log"
+(cd "$LU_TOP" && cargo test --workspace --locked 2>&1) | tee -a "$log"
 host_rc=${PIPESTATUS[0]}
 
 "$LU_TOP/scripts/build-kernel.sh" || exit 1

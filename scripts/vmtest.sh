@@ -12,8 +12,6 @@ set -euo pipefail
 
 LU_OUT=${LU_OUT:-$LU_CACHE/out/${LU_CONFIG:-test}}
 TRIPLE=x86_64-unknown-linux-gnu
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LU_CACHE/cargo-target}
-PATH=$HOME/.cargo/bin:$PATH
 
 KERNEL=$KBUILD_DIR/arch/x86/boot/bzImage
 [ -f "$KERNEL" ] || lu_die "no kernel at $KERNEL (run make build)"

@@ -48,6 +48,26 @@ const LEAVE_UNFINISHED: u32 = _IO(b'L' as u32, 0x76);
 const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
 const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
 
+/// Preserved memory for `words` u64 words, the first of them `magic`.
+fn alloc_tagged(magic: u64, words: usize) -> Result<KhoMem<Outgoing>> {
+    let mut mem = KhoMem::alloc_preserve(words * core::mem::size_of::<u64>())?;
+    *mem.view_mut::<u64>(0)? = magic;
+    Ok(mem)
+}
+
+/// The memory the previous kernel handed over at `handle`, if it starts with `magic`.
+fn restore_tagged(handle: Handle, magic: u64) -> Result<KhoMem<Incoming>> {
+    let mem = handle.restore()?;
+    if *mem.view::<u64>(0)? != magic {
+        pr_err!(
+            "bad magic in the handed-over memory at {:#x}\n",
+            handle.raw()
+        );
+        return Err(EINVAL);
+    }
+    Ok(mem)
+}
+
 /// An open test file.
 struct TestFile {
     /// The address of its `struct file`.
@@ -180,8 +200,7 @@ impl FlbOps for TestFlb {
     type Incoming = KBox<FlbIn>;
 
     fn preserve() -> Result<(Handle, Self::Outgoing)> {
-        let mut mem = KhoMem::alloc_preserve(2 * core::mem::size_of::<u64>())?;
-        *mem.view_mut::<u64>(0)? = FLB_MAGIC;
+        let mem = alloc_tagged(FLB_MAGIC, 2)?;
         let handle = Handle::of(&mem);
         let obj = KBox::pin_init(pin_init!(FlbOut { mem <- new_mutex!(mem) }), GFP_KERNEL)?;
         Ok((handle, obj))
@@ -190,11 +209,7 @@ impl FlbOps for TestFlb {
     fn unpreserve(_handle: Handle, _obj: Self::Outgoing) {}
 
     fn retrieve(handle: Handle) -> Result<Self::Incoming> {
-        let mem = handle.restore()?;
-        if *mem.view::<u64>(0)? != FLB_MAGIC {
-            pr_err!("test FLB: bad magic in the handed-over memory\n");
-            return Err(EINVAL);
-        }
+        let mem = restore_tagged(handle, FLB_MAGIC)?;
         let files = *mem.view::<u64>(8)?;
         Ok(KBox::new(FlbIn { files, _mem: mem }, GFP_KERNEL)?)
     }
@@ -229,8 +244,7 @@ impl FileHandler for TestHandler {
     fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
         let value = value_of(file).ok_or(EINVAL)?;
         let pci = pci_of(file);
-        let mut mem = KhoMem::alloc_preserve(3 * core::mem::size_of::<u64>())?;
-        *mem.view_mut::<u64>(0)? = FILE_MAGIC;
+        let mut mem = alloc_tagged(FILE_MAGIC, 3)?;
         *mem.view_mut::<u64>(8)? = value;
         // The PCI address, plus one: 0 means no device.
         *mem.view_mut::<u64>(16)? = pci.as_ref().map_or(0, |d| pci_address(d) + 1);
@@ -261,11 +275,7 @@ impl FileHandler for TestHandler {
     }
 
     fn retrieve(handle: Handle) -> Result<ARef<File>> {
-        let mem = handle.restore()?;
-        if *mem.view::<u64>(0)? != FILE_MAGIC {
-            pr_err!("test handler: bad magic in the handed-over memory\n");
-            return Err(EINVAL);
-        }
+        let mem = restore_tagged(handle, FILE_MAGIC)?;
         let value = *mem.view::<u64>(8)?;
         let pci = match *mem.view::<u64>(16)? {
             0 => None,

@@ -208,17 +208,21 @@ fn tables() -> Result<&'static RwSemaphore<Tables>> {
     TABLES.as_ref().map(|t| &**t).ok_or(EAGAIN)
 }
 
+/// The device's address, as the record names it.
+fn id_of(dev: &pci::Device) -> DevId {
+    DevId {
+        domain: dev.domain_nr(),
+        bdf: dev.dev_id(),
+    }
+}
+
 /// The device and the bridges above it, from the one nearest the root down.
 fn path_of(dev: &pci::Device) -> Result<KVec<DevId>> {
     let mut path = KVec::new();
-    let id = |d: &pci::Device| DevId {
-        domain: d.domain_nr(),
-        bdf: d.dev_id(),
-    };
-    path.push(id(dev), GFP_KERNEL)?;
+    path.push(id_of(dev), GFP_KERNEL)?;
     let mut up = dev.upstream_bridge();
     while let Some(bridge) = up {
-        path.push(id(&bridge), GFP_KERNEL)?;
+        path.push(id_of(&bridge), GFP_KERNEL)?;
         up = bridge.upstream_bridge();
     }
     path.reverse();
@@ -364,21 +368,18 @@ fn unpreserve(dev: &pci::Device) -> Result {
 
 /// The kexec is under way for `dev`: no preserve or unpreserve until [`unfreeze`].
 fn freeze(dev: &pci::Device) -> Result {
-    let id = path_of(dev)?.pop().ok_or(EINVAL)?;
     let mut tables = tables()?.write();
     let record = tables.outgoing.as_mut().ok_or(ENOENT)?;
-    record.table.refcount(id).ok_or(ENOENT)?;
+    record.table.refcount(id_of(dev)).ok_or(ENOENT)?;
     record.frozen += 1;
     Ok(())
 }
 
 /// The kexec was cancelled for `dev`.
 fn unfreeze(dev: &pci::Device) {
-    let (Ok(tables), Some(id)) = (tables(), path_of(dev).ok().and_then(|mut p| p.pop())) else {
-        return;
-    };
+    let Ok(tables) = tables() else { return };
     if let Some(record) = tables.write().outgoing.as_mut() {
-        if record.table.refcount(id).is_some() {
+        if record.table.refcount(id_of(dev)).is_some() {
             record.frozen = record.frozen.saturating_sub(1);
         }
     }
@@ -388,29 +389,22 @@ fn unfreeze(dev: &pci::Device) {
 /// above a preserved device.
 fn keep_bus_master(dev: &pci::Device) -> bool {
     let Ok(tables) = tables() else { return false };
-    let Some(id) = path_of(dev).ok().and_then(|mut p| p.pop()) else {
-        return false;
-    };
     tables
         .read()
         .outgoing
         .as_ref()
-        .is_some_and(|r| r.table.refcount(id).is_some())
+        .is_some_and(|r| r.table.refcount(id_of(dev)).is_some())
 }
 
 /// Whether the previous kernel preserved `dev` and its driver has not finished with it.
 fn is_incoming(dev: &pci::Device) -> bool {
     check_incoming();
     let Ok(tables) = tables() else { return false };
-    let id = DevId {
-        domain: dev.domain_nr(),
-        bdf: dev.dev_id(),
-    };
     tables
         .read()
         .incoming
         .as_ref()
-        .is_some_and(|t| t.refcount(id).is_some())
+        .is_some_and(|t| t.refcount(id_of(dev)).is_some())
 }
 
 /// Enumeration found `dev`: say so when it comes preserved from the previous kernel. The first
@@ -467,13 +461,6 @@ mod tests {
         pci::Device::get(0, bus, slot << 3 | function).ok_or(ENODEV)
     }
 
-    fn id(dev: &pci::Device) -> DevId {
-        DevId {
-            domain: dev.domain_nr(),
-            bdf: dev.dev_id(),
-        }
-    }
-
     /// What the next kernel would read: the header, and the entries it points to.
     fn handed_over(record: &OutgoingRecord) -> Result<(Header, KVec<Entry>)> {
         let mut bytes = [0; HEADER_SIZE];
@@ -490,10 +477,10 @@ mod tests {
         let (port, f0, f1) = (dev(0, 1, 0)?, dev(1, 0, 0)?, dev(1, 0, 1)?);
         let mut record = OutgoingRecord::new()?;
         record.preserve(&path_of(&f0)?)?;
-        assert_eq!(record.table.refcount(id(&port)), Some(1));
-        assert_eq!(record.table.refcount(id(&f0)), Some(1));
+        assert_eq!(record.table.refcount(id_of(&port)), Some(1));
+        assert_eq!(record.table.refcount(id_of(&f0)), Some(1));
         record.preserve(&path_of(&f1)?)?;
-        assert_eq!(record.table.refcount(id(&port)), Some(2));
+        assert_eq!(record.table.refcount(id_of(&port)), Some(2));
 
         let (header, entries) = handed_over(&record)?;
         assert_eq!((header.version, header.nr_devices), (VERSION, 3));
@@ -505,8 +492,8 @@ mod tests {
             .all(|(a, b)| *a == b));
 
         record.unpreserve(&path_of(&f0)?)?;
-        assert_eq!(record.table.refcount(id(&port)), Some(1));
-        assert_eq!(record.table.refcount(id(&f0)), None);
+        assert_eq!(record.table.refcount(id_of(&port)), Some(1));
+        assert_eq!(record.table.refcount(id_of(&f0)), None);
         record.unpreserve(&path_of(&f1)?)?;
         assert!(record.table.is_empty());
         let (header, entries) = handed_over(&record)?;
