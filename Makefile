@@ -23,7 +23,8 @@ test:
 	scripts/test.sh
 
 demo: build
-	scripts/vmtest.sh test tools/vmtest/scenarios/rust-liveupdate.toml \
+	scripts/vmtest.sh test tools/vmtest/scenarios/vfio-pci-liveupdate.toml \
+		tools/vmtest/scenarios/rust-liveupdate.toml \
 		tools/vmtest/scenarios/stock-liveupdate.toml
 
 shell: build

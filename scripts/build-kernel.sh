@@ -80,7 +80,7 @@ lu_step "building bzImage ($JOBS jobs)"
 "${MAKE[@]}" headers_install
 
 # The guest runs the selftests as static binaries (no libc in the initramfs).
-SELFTEST_TARGETS=(liveupdate liveupdate_rust)
+SELFTEST_TARGETS=(liveupdate liveupdate_rust vfio_pci_liveupdate)
 for t in "${SELFTEST_TARGETS[@]}"; do
 	lu_step "building selftests: $t"
 	make -s -C "$KERNEL_SRC/tools/testing/selftests/$t" \

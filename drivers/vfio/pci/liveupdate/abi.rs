@@ -353,3 +353,14 @@ pub fn parse<'a>(bytes: &'a [u8], expected: &Identity) -> Result<Record<'a>, Inv
         caps,
     })
 }
+
+/// The address of the device a record is for, read before the whole record is validated
+/// against that device with [`parse`].
+pub fn address(bytes: &[u8]) -> Result<(u32, u16), Invalid> {
+    let h = bytes.get(..HEADER_SIZE).ok_or(Invalid::Truncated)?;
+    let version = le32(h, 0);
+    if version != VERSION {
+        return Err(Invalid::Version(version));
+    }
+    Ok((le32(h, 4), le16(h, 8)))
+}

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The vfio-pci Live Update file handler.
+//!
+//! A VMM preserves the file of a vfio-pci device, opened through its cdev and bound to
+//! iommufd, in a Live Update session. This handler records the device with the PCI core, so
+//! that it keeps bus mastering and its address across the kexec, and writes its virtual config
+//! space, saved PCI state and bus-master state into KHO memory (layout: [`abi`]). In the next
+//! kernel the VMM retrieves a new file for the device; the first open skips the reset and the
+//! bus-master clear and takes the preserved state instead of deriving it from a reset device.
+//!
+//! Between freeze and the kexec the device's host interrupts are held and state-changing
+//! ioctls and config writes are refused, so the record written at freeze is the device's last
+//! state; a cancelled kexec (unfreeze) undoes both.
+
+use kernel::{
+    fs::File,
+    kho::{Incoming, KhoMem, Outgoing},
+    liveupdate::{FileHandler, Handle, Preservation, Registration, RetrieveStatus},
+    new_mutex, pci,
+    prelude::*,
+    sync::{aref::ARef, Mutex, SetOnce},
+    vfio::{self, PciCoreDevice, SavedCap},
+};
+
+pub mod abi;
+
+use abi::{Cap, Identity, Record, State};
+
+module! {
+    type: VfioPciLiveupdate,
+    name: "vfio_pci_liveupdate",
+    authors: ["Rust Live Update developers"],
+    description: "Live Update file handler of vfio-pci device files",
+    license: "GPL",
+}
+
+/// A device's address: PCI domain, and bus, device and function.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DevAddr {
+    domain: u32,
+    bdf: u16,
+}
+
+impl kernel::fmt::Display for abi::Invalid {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl DevAddr {
+    fn of(dev: &pci::Device) -> Self {
+        Self {
+            domain: dev.domain_nr(),
+            bdf: dev.dev_id(),
+        }
+    }
+
+    fn device(self) -> Option<ARef<pci::Device>> {
+        let [bus, devfn] = self.bdf.to_be_bytes();
+        pci::Device::get(self.domain, bus, devfn)
+    }
+}
+
+/// A device retrieved in this kernel, until the session is finished.
+struct Retrieved {
+    /// The handle it was retrieved with, which `finish` names it by.
+    handle: u64,
+    addr: DevAddr,
+    /// The record, until the first open has restored it.
+    record: Option<KhoMem<Incoming>>,
+}
+
+/// What the handler tracks across its callbacks and vfio-pci-core's calls.
+struct Devices {
+    /// Outgoing kernel: preserved devices between freeze and the kexec (or unfreeze).
+    frozen: KVec<DevAddr>,
+    /// Incoming kernel: retrieved devices, until finished.
+    retrieved: KVec<Retrieved>,
+}
+
+static DEVICES: SetOnce<Pin<KBox<Mutex<Devices>>>> = SetOnce::new();
+
+/// The tracked devices; `None` before the module is initialised, when none can exist.
+fn devices() -> Option<&'static Mutex<Devices>> {
+    DEVICES.as_ref().map(|d| &**d)
+}
+
+/// The identity a record must carry to be taken for `dev`.
+fn identity_of(dev: &pci::Device) -> Identity {
+    Identity {
+        domain: dev.domain_nr(),
+        bdf: dev.dev_id(),
+        vendor: dev.vendor_id().as_raw(),
+        device: dev.device_id(),
+        class: dev.pci_class().as_raw(),
+    }
+}
+
+/// Writes the record of `vdev`'s current state into `out`, which must be large enough;
+/// returns the bytes the record takes when `out` is `None`.
+fn record_device(vdev: &PciCoreDevice, out: Option<&mut [u8]>) -> Result<usize> {
+    let dev = vdev.pci_dev();
+    let mut vconfig = KVec::from_elem(0u8, vdev.cfg_size(), GFP_KERNEL)?;
+    vdev.read_vconfig(&mut vconfig)?;
+    // Without a saved state vfio-pci-core cannot restore the device on close; neither could
+    // the next kernel, so such a device is not preserved.
+    let saved = vdev.saved_state()?.ok_or(ENODATA)?;
+    let mut flags = 0;
+    if dev.command() & kernel::bindings::PCI_COMMAND_MASTER as u16 != 0 {
+        flags |= abi::FLAG_BUS_MASTER;
+    }
+    if vdev.reset_works() {
+        flags |= abi::FLAG_RESET_WORKS;
+    }
+    let state = State {
+        identity: identity_of(dev),
+        flags,
+        vconfig: &vconfig,
+        config_header: saved.config_header,
+        caps: saved.caps.iter().map(|c| Cap {
+            cap_nr: c.cap_nr,
+            extended: c.extended,
+            data: c.data,
+        }),
+    };
+    match out {
+        None => Ok(abi::encoded_len(&state)),
+        Some(out) => abi::encode(&state, out).map_err(|e| {
+            dev_err!(dev.as_ref(), "cannot record the device: {:?}\n", e);
+            EINVAL
+        }),
+    }
+}
+
+/// The record handed over for a device, checked whole against the device at its address.
+fn parse_record<'a>(mem: &'a KhoMem<Incoming>, dev: &pci::Device) -> Result<Record<'a>> {
+    abi::parse(mem.as_bytes(), &identity_of(dev)).map_err(|e| {
+        dev_err!(
+            dev.as_ref(),
+            "rejecting the preserved vfio-pci state: {}; the device is reset as usual\n",
+            e
+        );
+        EINVAL
+    })
+}
+
+/// Gives `dev`, which came from the previous kernel but whose state is not taken back, to
+/// normal use: reset, no bus mastering, no longer incoming.
+fn give_back(dev: &pci::Device) {
+    dev.clear_master();
+    if let Err(e) = dev.reset_function() {
+        dev_warn!(
+            dev.as_ref(),
+            "cannot reset the device given back: {:?}\n",
+            e
+        );
+    }
+    if dev.liveupdate_finish().is_err() {
+        dev_warn!(
+            dev.as_ref(),
+            "the PCI core did not know the device as incoming\n"
+        );
+    }
+}
+
+struct VfioPciHandler;
+
+#[vtable]
+impl FileHandler for VfioPciHandler {
+    /// The device's record, rewritten at freeze.
+    type Preserved = Pin<KBox<Mutex<KhoMem<Outgoing>>>>;
+
+    fn can_preserve(file: &File) -> bool {
+        PciCoreDevice::from_bound_cdev_file(file).is_some_and(|vdev| !vdev.pci_dev().is_virtfn())
+    }
+
+    fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
+        let vdev = PciCoreDevice::from_bound_cdev_file(file).ok_or(EINVAL)?;
+        let mut mem = KhoMem::alloc_preserve(record_device(vdev, None)?)?;
+        record_device(vdev, Some(mem.as_bytes_mut()))?;
+        let handle = Handle::of(&mem);
+        let state = KBox::pin_init(new_mutex!(mem), GFP_KERNEL)?;
+        // Last, so that nothing else can fail after the PCI core has the device.
+        vdev.pci_dev().liveupdate_preserve()?;
+        Ok(Preservation { handle, state })
+    }
+
+    fn unpreserve(file: &File, _handle: Handle, _state: Self::Preserved) {
+        // Dropping the state frees the record.
+        if let Some(vdev) = PciCoreDevice::from_bound_cdev_file(file) {
+            if vdev.pci_dev().liveupdate_unpreserve().is_err() {
+                dev_err!(
+                    vdev.pci_dev().as_ref(),
+                    "the PCI core lost a preserved device\n"
+                );
+            }
+        }
+    }
+
+    fn freeze(file: &File, state: Pin<&Mutex<KhoMem<Outgoing>>>, _handle: &mut Handle) -> Result {
+        let vdev = PciCoreDevice::from_bound_cdev_file(file).ok_or(EINVAL)?;
+        let dev = vdev.pci_dev();
+        let devices = devices().ok_or(ENODEV)?;
+        devices.lock().frozen.push(DevAddr::of(dev), GFP_KERNEL)?;
+        vdev.hold_irqs(true);
+        let frozen = dev
+            .liveupdate_freeze()
+            .and_then(|()| record_device(vdev, Some(state.lock().as_bytes_mut())));
+        if let Err(e) = frozen {
+            dev.liveupdate_unfreeze();
+            thaw(vdev);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn unfreeze(file: &File, _state: Pin<&Mutex<KhoMem<Outgoing>>>, _handle: Handle) {
+        if let Some(vdev) = PciCoreDevice::from_bound_cdev_file(file) {
+            vdev.pci_dev().liveupdate_unfreeze();
+            thaw(vdev);
+        }
+    }
+
+    fn retrieve(handle: Handle) -> Result<ARef<File>> {
+        let mem = handle.restore()?;
+        let (domain, bdf) = abi::address(mem.as_bytes()).map_err(|e| {
+            pr_err!("vfio-pci Live Update record rejected: {}\n", e);
+            EINVAL
+        })?;
+        let addr = DevAddr { domain, bdf };
+        let dev = addr.device().ok_or_else(|| {
+            pr_err!("no PCI device {:04x}:{:04x} to retrieve\n", domain, bdf);
+            ENODEV
+        })?;
+        if !dev.liveupdate_is_incoming() {
+            dev_err!(
+                dev.as_ref(),
+                "retrieved, but not preserved by the PCI core\n"
+            );
+            return Err(EINVAL);
+        }
+        if let Err(e) = parse_record(&mem, &dev) {
+            give_back(&dev);
+            return Err(e);
+        }
+        let devices = devices().ok_or(ENODEV)?;
+        let file = vfio::open_device_file(&dev)?;
+        devices.lock().retrieved.push(
+            Retrieved {
+                handle: handle.raw(),
+                addr,
+                record: Some(mem),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(file)
+    }
+
+    fn finish(_file: Option<&File>, handle: Handle, status: RetrieveStatus) {
+        let dev = match status {
+            // A failed retrieve already gave the device back.
+            RetrieveStatus::Failed(_) => return,
+            RetrieveStatus::NotAttempted => {
+                let mem = handle.restore();
+                let addr = mem
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| abi::address(m.as_bytes()).ok());
+                match addr.and_then(|(domain, bdf)| DevAddr { domain, bdf }.device()) {
+                    Some(dev) => dev,
+                    None => {
+                        pr_err!("vfio-pci Live Update: unusable record never retrieved\n");
+                        return;
+                    }
+                }
+            }
+            RetrieveStatus::Retrieved => {
+                let Some(devices) = devices() else { return };
+                let mut devices = devices.lock();
+                let Some(at) = devices
+                    .retrieved
+                    .iter()
+                    .position(|r| r.handle == handle.raw())
+                else {
+                    return;
+                };
+                let retrieved = devices.retrieved.remove(at);
+                drop(devices);
+                let Some(dev) = retrieved.as_ref().ok().and_then(|r| r.addr.device()) else {
+                    return;
+                };
+                let restored = retrieved.is_ok_and(|r| r.record.is_none());
+                if restored {
+                    if dev.liveupdate_finish().is_err() {
+                        dev_warn!(
+                            dev.as_ref(),
+                            "the PCI core did not know the device as incoming\n"
+                        );
+                    }
+                    return;
+                }
+                dev
+            }
+        };
+        dev_info!(
+            dev.as_ref(),
+            "never taken back after the Live Update; resetting it\n"
+        );
+        give_back(&dev);
+    }
+}
+
+/// Undoes what freeze did to the device itself: lets its interrupts and its user go again.
+fn thaw(vdev: &PciCoreDevice) {
+    vdev.hold_irqs(false);
+    if let Some(devices) = devices() {
+        let addr = DevAddr::of(vdev.pci_dev());
+        devices.lock().frozen.retain(|a| *a != addr);
+    }
+}
+
+/// Whether `vdev` is frozen for a kexec.
+fn is_frozen(vdev: &PciCoreDevice) -> bool {
+    let addr = DevAddr::of(vdev.pci_dev());
+    devices().is_some_and(|d| d.lock().frozen.contains(&addr))
+}
+
+fn check_ioctl(vdev: &PciCoreDevice, cmd: c_uint) -> Result {
+    let changes_state = matches!(
+        cmd,
+        vfio::DEVICE_SET_IRQS | vfio::DEVICE_RESET | vfio::DEVICE_PCI_HOT_RESET
+    );
+    if changes_state && is_frozen(vdev) {
+        return Err(EBUSY);
+    }
+    Ok(())
+}
+
+fn check_write(vdev: &PciCoreDevice, index: c_uint) -> Result {
+    if index == vfio::PCI_CONFIG_REGION_INDEX && is_frozen(vdev) {
+        return Err(EBUSY);
+    }
+    Ok(())
+}
+
+fn incoming(vdev: &PciCoreDevice) -> bool {
+    let addr = DevAddr::of(vdev.pci_dev());
+    devices().is_some_and(|d| {
+        d.lock()
+            .retrieved
+            .iter()
+            .any(|r| r.addr == addr && r.record.is_some())
+    })
+}
+
+fn restore(vdev: &PciCoreDevice) {
+    let dev = vdev.pci_dev();
+    let addr = DevAddr::of(dev);
+    let Some(devices) = devices() else { return };
+    let record = devices
+        .lock()
+        .retrieved
+        .iter_mut()
+        .find(|r| r.addr == addr)
+        .and_then(|r| r.record.take());
+    let Some(mem) = record else { return };
+    let restored = parse_record(&mem, dev).and_then(|record| {
+        let caps = record.caps().map(|c| SavedCap {
+            cap_nr: c.cap_nr,
+            extended: c.extended,
+            data: c.data,
+        });
+        vdev.restore(
+            record.flags & abi::FLAG_RESET_WORKS != 0,
+            &record.config_header,
+            caps,
+            record.vconfig,
+        )
+    });
+    match restored {
+        Ok(()) => dev_info!(
+            dev.as_ref(),
+            "state restored from the previous kernel, not reset\n"
+        ),
+        Err(e) => dev_warn!(
+            dev.as_ref(),
+            "cannot restore the preserved state ({:?}); keeping the current one\n",
+            e
+        ),
+    }
+}
+
+kernel::export_vfio_pci_core_fns! {
+    vfio_pci_liveupdate_incoming() -> bool = incoming;
+    vfio_pci_liveupdate_restore() -> () = restore;
+    vfio_pci_liveupdate_check_ioctl(cmd: c_uint) -> c_int = check_ioctl;
+    vfio_pci_liveupdate_check_write(index: c_uint) -> c_int = check_write;
+}
+
+#[pin_data]
+struct VfioPciLiveupdate {
+    #[pin]
+    handler: Registration<VfioPciHandler>,
+}
+
+impl kernel::InPlaceModule for VfioPciLiveupdate {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            handler <- Registration::new(abi::COMPATIBLE),
+        })
+        .pin_chain(|this| {
+            let devices = KBox::pin_init(
+                new_mutex!(Devices {
+                    frozen: KVec::new(),
+                    retrieved: KVec::new(),
+                }),
+                GFP_KERNEL,
+            )?;
+            if !DEVICES.populate(devices) {
+                return Err(EBUSY);
+            }
+            pci::liveupdate::register_flb(&this.handler)
+        })
+    }
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The calls vfio-pci-core makes into the vfio-pci Live Update file handler
+ * (drivers/vfio/pci/liveupdate/), on devices that are open or being opened.
+ */
+#ifndef _LINUX_VFIO_PCI_LIVEUPDATE_H
+#define _LINUX_VFIO_PCI_LIVEUPDATE_H
+
+#include <linux/pci_liveupdate.h>
+#include <linux/types.h>
+
+struct vfio_pci_core_device;
+
+#ifdef CONFIG_VFIO_PCI_LIVEUPDATE
+/*
+ * True while the device is being opened through a file retrieved from a Live
+ * Update session and its preserved state has not been restored yet: the open
+ * then neither clears bus mastering nor resets the device.
+ */
+bool vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev);
+/*
+ * Once the virtual config space is set up: replaces it, the saved PCI state and
+ * reset_works with what the previous kernel preserved. On failure the device
+ * keeps the state derived at open, with a warning.
+ */
+void vfio_pci_liveupdate_restore(struct vfio_pci_core_device *vdev);
+/* -EBUSY for a state-changing ioctl while the device is frozen for a kexec. */
+int vfio_pci_liveupdate_check_ioctl(struct vfio_pci_core_device *vdev,
+				    unsigned int cmd);
+/* -EBUSY for a config space write while the device is frozen for a kexec. */
+int vfio_pci_liveupdate_check_write(struct vfio_pci_core_device *vdev,
+				    unsigned int index);
+#else
+static inline bool
+vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev)
+{
+	return false;
+}
+
+static inline void
+vfio_pci_liveupdate_restore(struct vfio_pci_core_device *vdev)
+{
+}
+
+static inline int
+vfio_pci_liveupdate_check_ioctl(struct vfio_pci_core_device *vdev,
+				unsigned int cmd)
+{
+	return 0;
+}
+
+static inline int
+vfio_pci_liveupdate_check_write(struct vfio_pci_core_device *vdev,
+				unsigned int index)
+{
+	return 0;
+}
+#endif
+
+#endif /* _LINUX_VFIO_PCI_LIVEUPDATE_H */

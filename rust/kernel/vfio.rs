@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO devices of PCI functions driven by vfio-pci-core, for the vfio-pci Live Update file
+//! handler.
+//!
+//! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
+//! [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h).
+//!
+//! Only for a built-in VFIO: the kernel crate cannot call into modules.
+
+use crate::{
+    bindings, error::from_err_ptr, fs::File, ioctl::_IO, pci, prelude::*, sync::aref::ARef,
+    types::Opaque,
+};
+use core::{mem::size_of, ptr, ptr::NonNull, slice};
+
+const VFIO_TYPE: u32 = b';' as u32;
+const VFIO_BASE: u32 = 100;
+
+/// `VFIO_DEVICE_SET_IRQS`.
+pub const DEVICE_SET_IRQS: u32 = _IO(VFIO_TYPE, VFIO_BASE + 10);
+/// `VFIO_DEVICE_RESET`.
+pub const DEVICE_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 11);
+/// `VFIO_DEVICE_PCI_HOT_RESET`.
+pub const DEVICE_PCI_HOT_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
+/// The region index of the config space (`VFIO_PCI_CONFIG_REGION_INDEX`).
+pub const PCI_CONFIG_REGION_INDEX: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
+
+/// Dwords of the standard config header in a saved PCI state.
+pub const SAVED_CONFIG_DWORDS: usize = 16;
+
+/// Most capabilities a saved PCI state is walked for; the PCI core saves far fewer.
+const MAX_SAVED_CAPS: usize = 64;
+
+/// The header of a capability in a saved PCI state: `struct pci_cap_saved_data` of
+/// `drivers/pci/pci.h`, private to the PCI core and so not in the bindings. Its data dwords
+/// follow. `pci_store_saved_state()` lays these out after the config header dwords.
+#[repr(C)]
+struct CapSavedData {
+    cap_nr: u16,
+    cap_extended: bool,
+    size: c_uint,
+}
+
+/// One capability of a saved PCI state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedCap<'a> {
+    /// `PCI_CAP_ID_*` or `PCI_EXT_CAP_ID_*`.
+    pub cap_nr: u16,
+    /// An extended capability.
+    pub extended: bool,
+    /// The saved dwords, as bytes in CPU order.
+    pub data: &'a [u8],
+}
+
+/// A PCI state as `pci_store_saved_state()` keeps it: the config header, then capabilities.
+pub struct SavedState<'a> {
+    /// The standard config header.
+    pub config_header: [u32; SAVED_CONFIG_DWORDS],
+    /// The saved capabilities, in the PCI core's order.
+    pub caps: KVec<SavedCap<'a>>,
+}
+
+/// A vfio device of a PCI function, driven by vfio-pci-core (`struct vfio_pci_core_device`).
+///
+/// # Invariants
+///
+/// `self.0` is a registered vfio-pci-core device that is open, or being opened by the caller
+/// under its `dev_set` lock: its virtual config space and saved state are set up by
+/// `vfio_pci_core_enable()`, only change while the device is opened or closed, and are freed by
+/// `vfio_pci_core_disable()`.
+#[repr(transparent)]
+pub struct PciCoreDevice(Opaque<bindings::vfio_pci_core_device>);
+
+impl PciCoreDevice {
+    fn as_raw(&self) -> *mut bindings::vfio_pci_core_device {
+        self.0.get()
+    }
+
+    /// The device of `file`, when `file` is a vfio-pci-core device file opened through the
+    /// vfio device cdev and bound to iommufd; `None` for any other file.
+    pub fn from_bound_cdev_file(file: &File) -> Option<&Self> {
+        // SAFETY: `file.as_ptr()` is a valid file for the duration of the call.
+        let device = unsafe { bindings::vfio_file_cdev_device(file.as_ptr()) };
+        if device.is_null() {
+            return None;
+        }
+        // SAFETY: `device` is a registered vfio device while `file` lives, and `dev` is the
+        // device it was registered for.
+        let parent = unsafe { (*device).dev };
+        // SAFETY: `parent` is a valid device (see above).
+        if !unsafe { bindings::dev_is_pci(parent) } {
+            return None;
+        }
+        // SAFETY: `device` is valid (see above); the offset only matters when it is the
+        // `vdev` of a vfio-pci-core device, which the drvdata check below establishes.
+        let core = unsafe { crate::container_of!(device, bindings::vfio_pci_core_device, vdev) };
+        // vfio_pci_core_register_device() requires every vfio-pci-core driver to make the
+        // core device the drvdata of its PCI function.
+        // SAFETY: `parent` is a valid device (see above).
+        if unsafe { bindings::dev_get_drvdata(parent) } != core.cast() {
+            return None;
+        }
+        // SAFETY: `core` is a vfio-pci-core device, registered and open (it is bound) while
+        // `file` lives, which the returned lifetime ties it to; `Self` wraps it transparently.
+        Some(unsafe { &*core.cast::<Self>() })
+    }
+
+    /// The PCI function.
+    pub fn pci_dev(&self) -> &pci::Device {
+        // SAFETY: `pdev` is set at init and outlives the registered device (type invariant);
+        // `pci::Device` wraps a `struct pci_dev` transparently.
+        unsafe { &*(*self.as_raw()).pdev.cast::<pci::Device>() }
+    }
+
+    /// Whether vfio-pci-core can reset the function (`reset_works`).
+    pub fn reset_works(&self) -> bool {
+        // SAFETY: The bitfield is set at open and only changes then (type invariant).
+        unsafe { bindings::vfio_pci_core_device::reset_works_raw(self.as_raw()) }
+    }
+
+    /// Sets what [`PciCoreDevice::reset_works`] reports; for a device being opened only.
+    fn set_reset_works(&self, works: bool) {
+        // SAFETY: Called from `restore()`, while the device is being opened under its
+        // `dev_set` lock, when vfio-pci-core itself sets the bitfield.
+        unsafe { bindings::vfio_pci_core_device::set_reset_works_raw(self.as_raw(), works) }
+    }
+
+    /// Size of the config space, and so of the virtual config space.
+    pub fn cfg_size(&self) -> usize {
+        // SAFETY: `pdev` is valid (type invariant); `cfg_size` is set at enumeration.
+        let size = unsafe { (*(*self.as_raw()).pdev).cfg_size };
+        size as usize
+    }
+
+    fn vconfig(&self) -> Result<*mut u8> {
+        // SAFETY: `vconfig` is set while the device is open (type invariant).
+        let vconfig = unsafe { (*self.as_raw()).vconfig };
+        if vconfig.is_null() {
+            return Err(ENODEV);
+        }
+        Ok(vconfig)
+    }
+
+    /// Copies the virtual config space into `out`, which must be [`Self::cfg_size`] long.
+    pub fn read_vconfig(&self, out: &mut [u8]) -> Result {
+        if out.len() != self.cfg_size() {
+            return Err(EINVAL);
+        }
+        let vconfig = self.vconfig()?;
+        // SAFETY: `vconfig` holds `cfg_size` bytes while the device is open (type invariant).
+        // A config write racing with this copy gives a mix of old and new bytes, as it would
+        // for any C reader; callers take the copy when the user has stopped writing.
+        unsafe { ptr::copy_nonoverlapping(vconfig, out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// Replaces the virtual config space with `bytes`, which must be [`Self::cfg_size`] long.
+    fn write_vconfig(&self, bytes: &[u8]) -> Result {
+        if bytes.len() != self.cfg_size() {
+            return Err(EINVAL);
+        }
+        let vconfig = self.vconfig()?;
+        // SAFETY: As in `read_vconfig`; called from `restore()` while the device is being
+        // opened, before the user can reach the config space.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), vconfig, bytes.len()) };
+        Ok(())
+    }
+
+    /// The PCI state vfio-pci-core restores when the device is closed, if it could save one.
+    pub fn saved_state(&self) -> Result<Option<SavedState<'_>>> {
+        // SAFETY: `pci_saved_state` only changes while the device is opened or closed (type
+        // invariant).
+        let state = unsafe { (*self.as_raw()).pci_saved_state }.cast::<u8>();
+        if state.is_null() {
+            return Ok(None);
+        }
+        let mut config_header = [0u32; SAVED_CONFIG_DWORDS];
+        // SAFETY: `pci_store_saved_state()` lays out `struct pci_saved_state` as the config
+        // header dwords followed by `struct pci_cap_saved_data` records, the last with size 0.
+        unsafe { ptr::copy_nonoverlapping(state.cast::<u32>(), config_header.as_mut_ptr(), 16) };
+        let mut caps = KVec::new();
+        // SAFETY: Still within the allocation (see above).
+        let mut at = unsafe { state.add(SAVED_CONFIG_DWORDS * 4) };
+        loop {
+            let cap = at.cast::<CapSavedData>();
+            // SAFETY: `at` is a record of the saved state (see above); the list is ended.
+            let (cap_nr, extended, size) =
+                unsafe { ((*cap).cap_nr, (*cap).cap_extended, (*cap).size as usize) };
+            if size == 0 {
+                break;
+            }
+            if caps.len() == MAX_SAVED_CAPS {
+                return Err(E2BIG);
+            }
+            // SAFETY: The record's data follows its header, `size` bytes long, and lives as
+            // long as the saved state, which is while `self` is borrowed.
+            let data = unsafe {
+                let data = at.add(size_of::<CapSavedData>());
+                at = data.add(size);
+                slice::from_raw_parts(data, size)
+            };
+            caps.push(
+                SavedCap {
+                    cap_nr,
+                    extended,
+                    data,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Some(SavedState {
+            config_header,
+            caps,
+        }))
+    }
+
+    /// Makes `header` and `caps` the PCI state vfio-pci-core restores when the device is
+    /// closed, in the layout of `pci_store_saved_state()`.
+    fn set_saved_state<'a>(
+        &self,
+        header: &[u32; SAVED_CONFIG_DWORDS],
+        caps: impl Iterator<Item = SavedCap<'a>> + Clone,
+    ) -> Result {
+        const CAP_HEADER_DWORDS: usize = size_of::<CapSavedData>() / 4;
+        let mut dwords = SAVED_CONFIG_DWORDS + CAP_HEADER_DWORDS;
+        for cap in caps.clone() {
+            if cap.data.is_empty() || cap.data.len() % 4 != 0 {
+                return Err(EINVAL);
+            }
+            dwords += CAP_HEADER_DWORDS + cap.data.len() / 4;
+        }
+        let mut state = KVec::<u32>::with_capacity(dwords, GFP_KERNEL)?;
+        state.extend_from_slice(header, GFP_KERNEL)?;
+        for cap in caps {
+            let [nr_lo, nr_hi] = cap.cap_nr.to_ne_bytes();
+            state.push(
+                u32::from_ne_bytes([nr_lo, nr_hi, u8::from(cap.extended), 0]),
+                GFP_KERNEL,
+            )?;
+            state.push(u32::try_from(cap.data.len())?, GFP_KERNEL)?;
+            for dword in cap.data.chunks_exact(4) {
+                state.push(
+                    u32::from_ne_bytes([dword[0], dword[1], dword[2], dword[3]]),
+                    GFP_KERNEL,
+                )?;
+            }
+        }
+        state.extend_from_slice(&[0; CAP_HEADER_DWORDS], GFP_KERNEL)?;
+        let (new, _, _) = state.into_raw_parts();
+        // SAFETY: Called from `restore()` while the device is being opened under its `dev_set`
+        // lock, where vfio-pci-core itself sets `pci_saved_state`. The old state, if any, was
+        // allocated by `pci_store_saved_state()` with kmalloc, the new one by `KVec`'s
+        // kmalloc-based allocator: `kfree()` frees either, as vfio-pci-core will the new one.
+        unsafe {
+            let old = (*self.as_raw()).pci_saved_state;
+            (*self.as_raw()).pci_saved_state = new.cast();
+            bindings::kfree(old.cast());
+        }
+        Ok(())
+    }
+
+    /// Gives the device the state preserved by the previous kernel while it is being opened:
+    /// whether it can be reset, the PCI state to restore on close, the virtual config space.
+    pub fn restore<'a>(
+        &self,
+        reset_works: bool,
+        header: &[u32; SAVED_CONFIG_DWORDS],
+        caps: impl Iterator<Item = SavedCap<'a>> + Clone,
+        vconfig: &[u8],
+    ) -> Result {
+        self.write_vconfig(vconfig)?;
+        self.set_saved_state(header, caps)?;
+        self.set_reset_works(reset_works);
+        Ok(())
+    }
+
+    /// Holds (`true`) or releases the host interrupts the user has set up on the device.
+    ///
+    /// Holding disables each of them, waiting for running handlers; an interrupt raised
+    /// meanwhile is delivered when released. Calls nest, like `disable_irq()`. The user's
+    /// interrupt configuration must not change in between (`VFIO_DEVICE_SET_IRQS` refused).
+    pub fn hold_irqs(&self, hold: bool) {
+        let vdev = self.as_raw();
+        // SAFETY: `igate` is initialised with the device and serialises interrupt setup.
+        unsafe { bindings::mutex_lock(&raw mut (*vdev).igate) };
+        // SAFETY: `irq_type` and `pdev` are read under `igate`, which guards the first.
+        let (irq_type, pdev) = unsafe { ((*vdev).irq_type as u32, (*vdev).pdev) };
+        let vectors: c_uint = match irq_type {
+            bindings::VFIO_PCI_INTX_IRQ_INDEX => 1,
+            bindings::VFIO_PCI_MSI_IRQ_INDEX => 32,
+            bindings::VFIO_PCI_MSIX_IRQ_INDEX => 2048,
+            _ => 0,
+        };
+        for vector in 0..vectors {
+            // SAFETY: `ctx` holds the interrupt contexts of the set-up vectors, under `igate`.
+            if unsafe { bindings::xa_load(&raw mut (*vdev).ctx, vector as usize) }.is_null() {
+                continue;
+            }
+            let irq = if irq_type == bindings::VFIO_PCI_INTX_IRQ_INDEX {
+                // SAFETY: `pdev` is valid (type invariant).
+                unsafe { (*pdev).irq }
+            } else {
+                // SAFETY: As above; a vector without an interrupt gives a negative errno.
+                match c_uint::try_from(unsafe { bindings::pci_irq_vector(pdev, vector) }) {
+                    Ok(irq) => irq,
+                    Err(_) => continue,
+                }
+            };
+            // SAFETY: `irq` is an interrupt of the device; the calls nest.
+            unsafe {
+                if hold {
+                    bindings::disable_irq(irq)
+                } else {
+                    bindings::enable_irq(irq)
+                }
+            };
+        }
+        // SAFETY: Locked above.
+        unsafe { bindings::mutex_unlock(&raw mut (*vdev).igate) };
+    }
+}
+
+/// Opens the vfio device registered for `dev` as its cdev would: the file works once bound
+/// to iommufd. Unlike an open of the cdev, this works while `dev` is incoming from a Live
+/// Update. `ENODEV` when no vfio device with a cdev is registered for `dev`.
+pub fn open_device_file(dev: &pci::Device) -> Result<ARef<File>> {
+    let dev: &crate::device::Device = dev.as_ref();
+    // SAFETY: `dev.as_raw()` is a valid device for the duration of the call.
+    let file = from_err_ptr(unsafe { bindings::vfio_device_cdev_file(dev.as_raw()) })?;
+    let file = NonNull::new(file).ok_or(ENODEV)?;
+    // SAFETY: A new file whose reference is now owned by the `ARef`; `File` wraps it.
+    Ok(unsafe { ARef::from_raw(file.cast()) })
+}
+
+/// Calls `f` with the device `vdev` points to and converts its result for C.
+///
+/// # Safety
+///
+/// `vdev` points to a registered vfio-pci-core device that is open, or being opened by the
+/// caller, for the duration of the call.
+#[doc(hidden)]
+pub unsafe fn call_with_device<R: pci::IntoC>(
+    vdev: *mut bindings::vfio_pci_core_device,
+    f: impl FnOnce(&PciCoreDevice) -> R,
+) -> R::C {
+    // SAFETY: `vdev` satisfies the type invariants for the call (function safety rules);
+    // `PciCoreDevice` wraps it transparently.
+    let vdev = unsafe { &*vdev.cast::<PciCoreDevice>() };
+    f(vdev).into_c()
+}
+
+/// Exports Rust functions of a `&PciCoreDevice` as C functions of a
+/// `struct vfio_pci_core_device *`, for the calls vfio-pci-core makes on open devices.
+///
+/// Each line names the C function, its further arguments, its C return type and the Rust
+/// function, whose result is converted with [`pci::IntoC`].
+///
+/// ```ignore
+/// kernel::export_vfio_pci_core_fns! {
+///     vfio_pci_liveupdate_check_ioctl(cmd: c_uint) -> c_int = check_ioctl;
+/// }
+/// ```
+#[macro_export]
+macro_rules! export_vfio_pci_core_fns {
+    ($($c_name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $rust:path;)*) => {$(
+        /// C entry point of the Rust function of the same purpose.
+        ///
+        /// # Safety
+        ///
+        /// `vdev` points to a registered vfio-pci-core device that is open, or being opened
+        /// by the caller, for the duration of the call.
+        #[no_mangle]
+        pub unsafe extern "C" fn $c_name(
+            vdev: *mut $crate::bindings::vfio_pci_core_device,
+            $($arg: $ty),*
+        ) -> $ret {
+            // SAFETY: Passed on to the caller of this function (see above).
+            unsafe { $crate::vfio::call_with_device(vdev, |d| $rust(d, $($arg),*)) }
+        }
+    )*};
+}
