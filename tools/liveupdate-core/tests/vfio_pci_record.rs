@@ -2,8 +2,8 @@
 //! Tests of the vfio-pci Live Update record: codec, validator, corrupted records.
 
 use liveupdate_core::vfio_pci::abi::{
-    encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State, CAP_HEADER_SIZE,
-    COMPATIBLE, FLAG_BUS_MASTER, FLAG_RESET_WORKS, HEADER_SIZE, MAX_CAPS, VERSION,
+    address, encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State,
+    CAP_HEADER_SIZE, COMPATIBLE, FLAG_BUS_MASTER, FLAG_RESET_WORKS, HEADER_SIZE, MAX_CAPS, VERSION,
 };
 use proptest::prelude::*;
 
@@ -83,6 +83,15 @@ fn a_record_round_trips() {
         .map(|c| (c.cap_nr, c.extended, c.data.to_vec()))
         .collect();
     assert_eq!(caps, sample.caps);
+}
+
+#[test]
+fn the_address_is_read_before_the_device_is_known() {
+    let mut bytes = Sample::new().bytes();
+    assert_eq!(address(&bytes), Ok((EDU.domain, EDU.bdf)));
+    assert_eq!(address(&bytes[..HEADER_SIZE - 1]), Err(Invalid::Truncated));
+    bytes[0] = 2;
+    assert_eq!(address(&bytes), Err(Invalid::Version(2)));
 }
 
 #[test]
