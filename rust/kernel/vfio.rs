@@ -148,9 +148,9 @@ impl PciCoreDevice {
             return Err(EINVAL);
         }
         let vconfig = self.vconfig()?;
-        // SAFETY: `vconfig` holds `cfg_size` bytes while the device is open (type invariant).
         // A config write racing with this copy gives a mix of old and new bytes, as it would
         // for any C reader; callers take the copy when the user has stopped writing.
+        // SAFETY: `vconfig` holds `cfg_size` bytes while the device is open (type invariant).
         unsafe { ptr::copy_nonoverlapping(vconfig, out.as_mut_ptr(), out.len()) };
         Ok(())
     }
@@ -248,10 +248,11 @@ impl PciCoreDevice {
         }
         state.extend_from_slice(&[0; CAP_HEADER_DWORDS], GFP_KERNEL)?;
         let (new, _, _) = state.into_raw_parts();
+        // The old state, if any, was allocated by `pci_store_saved_state()` with kmalloc, the
+        // new one by `KVec`'s kmalloc-based allocator: `kfree()` frees either, as
+        // vfio-pci-core will the new one.
         // SAFETY: Called from `restore()` while the device is being opened under its `dev_set`
-        // lock, where vfio-pci-core itself sets `pci_saved_state`. The old state, if any, was
-        // allocated by `pci_store_saved_state()` with kmalloc, the new one by `KVec`'s
-        // kmalloc-based allocator: `kfree()` frees either, as vfio-pci-core will the new one.
+        // lock, where vfio-pci-core itself sets `pci_saved_state`; see above for the frees.
         unsafe {
             let old = (*self.as_raw()).pci_saved_state;
             (*self.as_raw()).pci_saved_state = new.cast();
