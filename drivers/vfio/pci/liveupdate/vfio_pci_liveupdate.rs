@@ -97,15 +97,31 @@ fn identity_of(dev: &pci::Device) -> Identity {
     }
 }
 
-/// Writes the record of `vdev`'s current state into `out`, which must be large enough;
-/// returns the bytes the record takes when `out` is `None`.
-fn record_device(vdev: &PciCoreDevice, out: Option<&mut [u8]>) -> Result<usize> {
+/// The capabilities of a [`State`] built by [`with_record`].
+type Caps<'a> = core::iter::Copied<core::slice::Iter<'a, Cap<'a>>>;
+
+/// Reads `vdev`'s current state once and hands it to `f` as the record describes it.
+fn with_record<R>(
+    vdev: &PciCoreDevice,
+    f: impl for<'a> FnOnce(&State<'a, Caps<'a>>) -> Result<R>,
+) -> Result<R> {
     let dev = vdev.pci_dev();
     let mut vconfig = KVec::from_elem(0u8, vdev.cfg_size(), GFP_KERNEL)?;
     vdev.read_vconfig(&mut vconfig)?;
     // Without a saved state vfio-pci-core cannot restore the device on close; neither could
     // the next kernel, so such a device is not preserved.
     let saved = vdev.saved_state()?.ok_or(ENODATA)?;
+    let mut caps = KVec::with_capacity(saved.caps.len(), GFP_KERNEL)?;
+    for c in &saved.caps {
+        caps.push(
+            Cap {
+                cap_nr: c.cap_nr,
+                extended: c.extended,
+                data: c.data,
+            },
+            GFP_KERNEL,
+        )?;
+    }
     let mut flags = 0;
     if dev.command() & kernel::bindings::PCI_COMMAND_MASTER as u16 != 0 {
         flags |= abi::FLAG_BUS_MASTER;
@@ -113,24 +129,21 @@ fn record_device(vdev: &PciCoreDevice, out: Option<&mut [u8]>) -> Result<usize> 
     if vdev.reset_works() {
         flags |= abi::FLAG_RESET_WORKS;
     }
-    let state = State {
+    f(&State {
         identity: identity_of(dev),
         flags,
         vconfig: &vconfig,
         config_header: saved.config_header,
-        caps: saved.caps.iter().map(|c| Cap {
-            cap_nr: c.cap_nr,
-            extended: c.extended,
-            data: c.data,
-        }),
-    };
-    match out {
-        None => Ok(abi::encoded_len(&state)),
-        Some(out) => abi::encode(&state, out).map_err(|e| {
-            dev_err!(dev.as_ref(), "cannot record the device: {:?}\n", e);
-            EINVAL
-        }),
-    }
+        caps: caps.iter().copied(),
+    })
+}
+
+/// Writes the record of `state` into `out`, which must be large enough.
+fn write_record<'a>(dev: &pci::Device, state: &State<'a, Caps<'a>>, out: &mut [u8]) -> Result {
+    abi::encode(state, out).map(|_| ()).map_err(|e| {
+        dev_err!(dev.as_ref(), "cannot record the device: {:?}\n", e);
+        EINVAL
+    })
 }
 
 /// The record handed over for a device, checked whole against the device at its address.
@@ -177,8 +190,11 @@ impl FileHandler for VfioPciHandler {
 
     fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
         let vdev = PciCoreDevice::from_bound_cdev_file(file).ok_or(EINVAL)?;
-        let mut mem = KhoMem::alloc_preserve(record_device(vdev, None)?)?;
-        record_device(vdev, Some(mem.as_bytes_mut()))?;
+        let mem = with_record(vdev, |record| {
+            let mut mem = KhoMem::alloc_preserve(abi::encoded_len(record))?;
+            write_record(vdev.pci_dev(), record, mem.as_bytes_mut())?;
+            Ok(mem)
+        })?;
         let handle = Handle::of(&mem);
         let state = KBox::pin_init(new_mutex!(mem), GFP_KERNEL)?;
         // Last, so that nothing else can fail after the PCI core has the device.
@@ -204,9 +220,11 @@ impl FileHandler for VfioPciHandler {
         let devices = devices().ok_or(ENODEV)?;
         devices.lock().frozen.push(DevAddr::of(dev), GFP_KERNEL)?;
         vdev.hold_irqs(true);
-        let frozen = dev
-            .liveupdate_freeze()
-            .and_then(|()| record_device(vdev, Some(state.lock().as_bytes_mut())));
+        let frozen = dev.liveupdate_freeze().and_then(|()| {
+            with_record(vdev, |record| {
+                write_record(dev, record, state.lock().as_bytes_mut())
+            })
+        });
         if let Err(e) = frozen {
             dev.liveupdate_unfreeze();
             thaw(vdev);

@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <libliveupdate.h>
+#include <lu_pci_sysfs.h>
 
 #define TEST_DEVICE		"/dev/rust_luo_test"
 #define SET_VALUE		_IO('L', 0x70)
@@ -40,8 +41,6 @@
 #define UNFINISHED_TOKEN	(TEST_TOKEN + 2)
 /* An SR-IOV physical function (QEMU igb) behind a third root port. */
 #define SRIOV_PF		"0000:03:00.0"
-#define PCI_COMMAND		4
-#define PCI_COMMAND_MASTER	0x4
 
 #define TEST_SESSION		"rust-luo-test"
 #define TEST_TOKEN		0x5275
@@ -56,28 +55,6 @@ static long dev_ioctl(int fd, unsigned long cmd, unsigned long arg)
 	long ret = ioctl(fd, cmd, arg);
 
 	return ret < 0 ? -errno : ret;
-}
-
-static int pci_sysfs_open(const char *bdf, const char *attr, int flags)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
-	return open(path, flags);
-}
-
-/* The command register, read from config space through sysfs; -1 on error. */
-static int pci_command(const char *bdf)
-{
-	unsigned short cmd;
-	int fd = pci_sysfs_open(bdf, "config", O_RDONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = pread(fd, &cmd, sizeof(cmd), PCI_COMMAND) == sizeof(cmd);
-	close(fd);
-	return ok ? cmd : -1;
 }
 
 /* Enables the device (power state D0) and turns bus mastering on. */
@@ -143,37 +120,6 @@ static long enable_vf(void)
 	if (!bdf || sscanf(bdf + 1, "%x:%x:%x.%x", &domain, &bus, &dev, &fn) != 4)
 		return -1;
 	return (long)domain << 16 | bus << 8 | dev << 3 | fn;
-}
-
-/* Whether the kernel log holds @needle: 1, 0, or -1 on error. */
-static int kmsg_has(const char *needle)
-{
-	char rec[1024];
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	int found = 0;
-	ssize_t len;
-
-	if (fd < 0)
-		return -1;
-	for (;;) {
-		len = read(fd, rec, sizeof(rec) - 1);
-		if (len < 0 && errno == EPIPE)
-			continue;	/* records were overwritten: go on */
-		if (len <= 0)
-			break;
-		rec[len] = 0;
-		if (strstr(rec, needle))
-			found = 1;
-	}
-	close(fd);
-	return found;
-}
-
-static int bus_master(const char *bdf)
-{
-	int cmd = pci_command(bdf);
-
-	return cmd < 0 ? -1 : !!(cmd & PCI_COMMAND_MASTER);
 }
 
 static void run_stage_1(int luo_fd)

@@ -31,11 +31,9 @@
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
 #include <libliveupdate.h>
+#include <lu_pci_sysfs.h>
 
 #define DEVICE_PCI		"0000:01:00.0"
-#define PCI_COMMAND		0x04
-#define PCI_COMMAND_MEMORY	0x2
-#define PCI_COMMAND_MASTER	0x4
 #define PCI_INTERRUPT_LINE	0x3c
 #define TEST_IRQ_LINE		0x5a
 #define EDU_DMA_SRC		0x80
@@ -154,44 +152,6 @@ static int config_hex(int fd, char *hex)
 	return 0;
 }
 
-/* The physical command register, read through sysfs; -1 on error. */
-static int physical_command(void)
-{
-	unsigned short cmd;
-	int fd = open("/sys/bus/pci/devices/" DEVICE_PCI "/config", O_RDONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = pread(fd, &cmd, sizeof(cmd), PCI_COMMAND) == sizeof(cmd);
-	close(fd);
-	return ok ? cmd : -1;
-}
-
-/* Whether the kernel log holds @needle: 1, 0, or -1 on error. */
-static int kmsg_has(const char *needle)
-{
-	char rec[1024];
-	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	int found = 0;
-	ssize_t len;
-
-	if (fd < 0)
-		return -1;
-	for (;;) {
-		len = read(fd, rec, sizeof(rec) - 1);
-		if (len < 0 && errno == EPIPE)
-			continue;
-		if (len <= 0)
-			break;
-		rec[len] = 0;
-		if (strstr(rec, needle))
-			found = 1;
-	}
-	close(fd);
-	return found;
-}
-
 static void run_stage_1(int luo_fd)
 {
 	char hex[2 * CONFIG_SIZE + 1];
@@ -218,8 +178,7 @@ static void run_stage_1(int luo_fd)
 	ksft_test_result(config_rw(dev_fd, 0, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
 			 (cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) &&
 			 config_rw(dev_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
-			 physical_command() >= 0 &&
-			 (physical_command() & PCI_COMMAND_MASTER),
+			 bus_master(DEVICE_PCI) == 1,
 			 "memory decoding and bus mastering on\n");
 	ksft_test_result(config_rw(dev_fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE) == 0 &&
 			 bar0_rw(dev_fd, 1, &dma_src, EDU_DMA_SRC) == 0,
@@ -270,8 +229,7 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	ksft_test_result(dev_fd >= 0, "retrieve the device file\n");
 	ksft_test_result(dev_fd >= 0 && bind_device(dev_fd) == 0,
 			 "bind it to iommufd and attach an IOAS\n");
-	ksft_test_result(physical_command() >= 0 &&
-			 (physical_command() & PCI_COMMAND_MASTER),
+	ksft_test_result(bus_master(DEVICE_PCI) == 1,
 			 "bus mastering still on in the device\n");
 	snap_fd = -1;
 	if (dev_fd >= 0 && config_hex(dev_fd, hex) == 0)
