@@ -9,10 +9,19 @@
 //! Only for a built-in VFIO: the kernel crate cannot call into modules.
 
 use crate::{
-    bindings, error::from_err_ptr, fs::File, ioctl::_IO, pci, prelude::*, sync::aref::ARef,
+    bindings,
+    error::from_err_ptr,
+    fs::File,
+    ioctl::_IO,
+    pci::{
+        self,
+        saved_state::{SavedState, SavedStateRef},
+    },
+    prelude::*,
+    sync::aref::ARef,
     types::Opaque,
 };
-use core::{mem::size_of, ptr, ptr::NonNull, slice};
+use core::{ptr, ptr::NonNull};
 
 const VFIO_TYPE: u32 = b';' as u32;
 const VFIO_BASE: u32 = 100;
@@ -25,41 +34,6 @@ pub const DEVICE_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 11);
 pub const DEVICE_PCI_HOT_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
 /// The region index of the config space (`VFIO_PCI_CONFIG_REGION_INDEX`).
 pub const PCI_CONFIG_REGION_INDEX: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
-
-/// Dwords of the standard config header in a saved PCI state.
-pub const SAVED_CONFIG_DWORDS: usize = 16;
-
-/// Most capabilities a saved PCI state is walked for; the PCI core saves far fewer.
-const MAX_SAVED_CAPS: usize = 64;
-
-/// The header of a capability in a saved PCI state: `struct pci_cap_saved_data` of
-/// `drivers/pci/pci.h`, private to the PCI core and so not in the bindings. Its data dwords
-/// follow. `pci_store_saved_state()` lays these out after the config header dwords.
-#[repr(C)]
-struct CapSavedData {
-    cap_nr: u16,
-    cap_extended: bool,
-    size: c_uint,
-}
-
-/// One capability of a saved PCI state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SavedCap<'a> {
-    /// `PCI_CAP_ID_*` or `PCI_EXT_CAP_ID_*`.
-    pub cap_nr: u16,
-    /// An extended capability.
-    pub extended: bool,
-    /// The saved dwords, as bytes in CPU order.
-    pub data: &'a [u8],
-}
-
-/// A PCI state as `pci_store_saved_state()` keeps it: the config header, then capabilities.
-pub struct SavedState<'a> {
-    /// The standard config header.
-    pub config_header: [u32; SAVED_CONFIG_DWORDS],
-    /// The saved capabilities, in the PCI core's order.
-    pub caps: KVec<SavedCap<'a>>,
-}
 
 /// A vfio device of a PCI function, driven by vfio-pci-core (`struct vfio_pci_core_device`).
 ///
@@ -168,112 +142,39 @@ impl PciCoreDevice {
     }
 
     /// The PCI state vfio-pci-core restores when the device is closed, if it could save one.
-    pub fn saved_state(&self) -> Result<Option<SavedState<'_>>> {
+    pub fn saved_state(&self) -> Result<Option<SavedStateRef<'_>>> {
         // SAFETY: `pci_saved_state` only changes while the device is opened or closed (type
         // invariant).
-        let state = unsafe { (*self.as_raw()).pci_saved_state }.cast::<u8>();
+        let state = unsafe { (*self.as_raw()).pci_saved_state };
         if state.is_null() {
             return Ok(None);
         }
-        let mut config_header = [0u32; SAVED_CONFIG_DWORDS];
-        // SAFETY: `pci_store_saved_state()` lays out `struct pci_saved_state` as the config
-        // header dwords followed by `struct pci_cap_saved_data` records, the last with size 0.
-        unsafe { ptr::copy_nonoverlapping(state.cast::<u32>(), config_header.as_mut_ptr(), 16) };
-        let mut caps = KVec::new();
-        // SAFETY: Still within the allocation (see above).
-        let mut at = unsafe { state.add(SAVED_CONFIG_DWORDS * 4) };
-        loop {
-            let cap = at.cast::<CapSavedData>();
-            // SAFETY: `at` is a record of the saved state (see above); the list is ended.
-            let (cap_nr, extended, size) =
-                unsafe { ((*cap).cap_nr, (*cap).cap_extended, (*cap).size as usize) };
-            if size == 0 {
-                break;
-            }
-            if caps.len() == MAX_SAVED_CAPS {
-                return Err(E2BIG);
-            }
-            // SAFETY: The record's data follows its header, `size` bytes long, and lives as
-            // long as the saved state, which is while `self` is borrowed.
-            let data = unsafe {
-                let data = at.add(size_of::<CapSavedData>());
-                at = data.add(size);
-                slice::from_raw_parts(data, size)
-            };
-            caps.push(
-                SavedCap {
-                    cap_nr,
-                    extended,
-                    data,
-                },
-                GFP_KERNEL,
-            )?;
-        }
-        Ok(Some(SavedState {
-            config_header,
-            caps,
-        }))
-    }
-
-    /// Makes `header` and `caps` the PCI state vfio-pci-core restores when the device is
-    /// closed, in the layout of `pci_store_saved_state()`.
-    fn set_saved_state<'a>(
-        &self,
-        header: &[u32; SAVED_CONFIG_DWORDS],
-        caps: impl Iterator<Item = SavedCap<'a>> + Clone,
-    ) -> Result {
-        const CAP_HEADER_DWORDS: usize = size_of::<CapSavedData>() / 4;
-        let mut dwords = SAVED_CONFIG_DWORDS + CAP_HEADER_DWORDS;
-        for cap in caps.clone() {
-            if cap.data.is_empty() || cap.data.len() % 4 != 0 {
-                return Err(EINVAL);
-            }
-            dwords += CAP_HEADER_DWORDS + cap.data.len() / 4;
-        }
-        let mut state = KVec::<u32>::with_capacity(dwords, GFP_KERNEL)?;
-        state.extend_from_slice(header, GFP_KERNEL)?;
-        for cap in caps {
-            let [nr_lo, nr_hi] = cap.cap_nr.to_ne_bytes();
-            state.push(
-                u32::from_ne_bytes([nr_lo, nr_hi, u8::from(cap.extended), 0]),
-                GFP_KERNEL,
-            )?;
-            state.push(u32::try_from(cap.data.len())?, GFP_KERNEL)?;
-            for dword in cap.data.chunks_exact(4) {
-                state.push(
-                    u32::from_ne_bytes([dword[0], dword[1], dword[2], dword[3]]),
-                    GFP_KERNEL,
-                )?;
-            }
-        }
-        state.extend_from_slice(&[0; CAP_HEADER_DWORDS], GFP_KERNEL)?;
-        let (new, _, _) = state.into_raw_parts();
-        // The old state, if any, was allocated by `pci_store_saved_state()` with kmalloc, the
-        // new one by `KVec`'s kmalloc-based allocator: `kfree()` frees either, as
-        // vfio-pci-core will the new one.
-        // SAFETY: Called from `restore()` while the device is being opened under its `dev_set`
-        // lock, where vfio-pci-core itself sets `pci_saved_state`; see above for the frees.
-        unsafe {
-            let old = (*self.as_raw()).pci_saved_state;
-            (*self.as_raw()).pci_saved_state = new.cast();
-            bindings::kfree(old.cast());
-        }
-        Ok(())
+        // SAFETY: vfio-pci-core sets `pci_saved_state` with `pci_store_saved_state()`, or
+        // `restore()` with a `SavedState`; it stays until the device is closed, so while `self`
+        // is borrowed.
+        unsafe { SavedStateRef::from_raw(state) }.map(Some)
     }
 
     /// Gives the device the state preserved by the previous kernel while it is being opened:
     /// whether it can be reset, the PCI state to restore on close, the virtual config space.
-    pub fn restore<'a>(
-        &self,
-        reset_works: bool,
-        header: &[u32; SAVED_CONFIG_DWORDS],
-        caps: impl Iterator<Item = SavedCap<'a>> + Clone,
-        vconfig: &[u8],
-    ) -> Result {
+    /// Either all of it is taken, or (`EINVAL` for a virtual config space of the wrong size,
+    /// `ENODEV` without one) none.
+    pub fn restore(&self, reset_works: bool, state: SavedState, vconfig: &[u8]) -> Result {
         self.write_vconfig(vconfig)?;
-        self.set_saved_state(header, caps)?;
+        let old = self.replace_saved_state(state);
+        // SAFETY: `pci_store_saved_state()` and `SavedState` both allocate with `kmalloc()`,
+        // and the old state is no longer referenced.
+        unsafe { bindings::kfree(old.cast()) };
         self.set_reset_works(reset_works);
         Ok(())
+    }
+
+    /// Makes `state` the PCI state vfio-pci-core restores when the device is closed, and
+    /// frees with `kfree()`; returns the state it replaces.
+    fn replace_saved_state(&self, state: SavedState) -> *mut bindings::pci_saved_state {
+        // SAFETY: Called from `restore()` while the device is being opened under its `dev_set`
+        // lock, where vfio-pci-core itself sets `pci_saved_state`.
+        unsafe { core::mem::replace(&mut (*self.as_raw()).pci_saved_state, state.into_raw()) }
     }
 
     /// Holds (`true`) or releases the host interrupts the user has set up on the device.

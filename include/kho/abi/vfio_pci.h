@@ -11,10 +11,13 @@
  *
  * The PCI saved state has a format of its own, not the kernel's in-memory
  * struct pci_saved_state: the 16 dwords of the standard config header, then
- * capability records (struct vfio_pci_lu_cap followed by size bytes of data),
+ * capability records (struct vfio_pci_lu_cap followed by size bytes of data,
+ * the registers as the PCI core saved them, 16 or 32 bits each),
  * ended by a record whose size is 0, which is the last thing in the section.
  *
- * All fields are little-endian. Nothing may move, change size or change
+ * All fields are little-endian, except the capability data, which is in the
+ * byte order of the CPU that wrote it, as VFIO_PCI_LU_BIG_ENDIAN says: a
+ * kernel of the other byte order rejects the record. Nothing may move, change size or change
  * meaning without a new VFIO_PCI_LU_VERSION; a kernel rejects any other
  * version, and any record that fails validation, as a whole: the device then
  * takes the normal path (reset on open). The compatible string differs from
@@ -40,6 +43,8 @@
 #define VFIO_PCI_LU_BUS_MASTER	BIT(0)
 /* vfio-pci could reset the device (vdev->reset_works). */
 #define VFIO_PCI_LU_RESET_WORKS	BIT(1)
+/* The capability data is big-endian, as the CPU that wrote it. */
+#define VFIO_PCI_LU_BIG_ENDIAN	BIT(2)
 
 /**
  * struct vfio_pci_lu_ser - The header of one preserved vfio-pci device.
@@ -72,7 +77,7 @@ struct vfio_pci_lu_ser {
  * @cap_nr:   Capability ID (PCI_CAP_ID_* or PCI_EXT_CAP_ID_*).
  * @extended: 1 for an extended capability, else 0.
  * @reserved: Zero.
- * @size:     Bytes of data that follow, a multiple of 4; 0 ends the list.
+ * @size:     Bytes of data that follow; 0 ends the list.
  */
 struct vfio_pci_lu_cap {
 	__le16 cap_nr;

@@ -29,7 +29,18 @@ pub const FLAG_BUS_MASTER: u16 = 1 << 0;
 /// vfio-pci could reset the device.
 pub const FLAG_RESET_WORKS: u16 = 1 << 1;
 
-const KNOWN_FLAGS: u16 = FLAG_BUS_MASTER | FLAG_RESET_WORKS;
+/// The capability data is in big-endian byte order. The encoder sets it on big-endian CPUs;
+/// a kernel of the other byte order rejects the record.
+pub const FLAG_BIG_ENDIAN: u16 = 1 << 2;
+
+const KNOWN_FLAGS: u16 = FLAG_BUS_MASTER | FLAG_RESET_WORKS | FLAG_BIG_ENDIAN;
+
+/// [`FLAG_BIG_ENDIAN`] if this CPU is big-endian.
+const NATIVE_ORDER: u16 = if cfg!(target_endian = "big") {
+    FLAG_BIG_ENDIAN
+} else {
+    0
+};
 
 /// Most capability records a device may have saved (PCI has far fewer capability IDs).
 pub const MAX_CAPS: usize = 64;
@@ -49,14 +60,15 @@ pub struct Identity {
     pub class: u32,
 }
 
-/// One saved capability: its ID, whether it is extended, and its saved dwords as bytes.
+/// One saved capability: its ID, whether it is extended, and its saved registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cap<'a> {
     /// `PCI_CAP_ID_*` or `PCI_EXT_CAP_ID_*`.
     pub cap_nr: u16,
     /// An extended (PCIe) capability.
     pub extended: bool,
-    /// The saved data; a multiple of 4 bytes, never empty.
+    /// The saved data as the PCI core keeps it: registers of 16 or 32 bits (which, depends on
+    /// the capability) in the CPU's byte order; never empty.
     pub data: &'a [u8],
 }
 
@@ -64,7 +76,7 @@ pub struct Cap<'a> {
 pub struct State<'a, C: Iterator<Item = Cap<'a>> + Clone> {
     /// The device.
     pub identity: Identity,
-    /// `FLAG_*` bits.
+    /// `FLAG_*` bits; the encoder adds [`FLAG_BIG_ENDIAN`] itself.
     pub flags: u16,
     /// The virtual config space: 256 or 4096 bytes.
     pub vconfig: &'a [u8],
@@ -79,7 +91,7 @@ pub struct State<'a, C: Iterator<Item = Cap<'a>> + Clone> {
 pub enum EncodeError {
     /// The virtual config space is neither 256 nor 4096 bytes.
     ConfigSize(usize),
-    /// A capability's data is empty, not a multiple of 4 bytes, or too large.
+    /// A capability's data is empty or too large.
     CapSize(u16),
     /// More than [`MAX_CAPS`] capabilities.
     TooManyCaps,
@@ -96,6 +108,8 @@ pub enum Invalid {
     Version(u32),
     /// Flags this kernel does not know.
     Flags(u16),
+    /// The capability data is in the other byte order than this CPU's.
+    ByteOrder,
     /// A reserved field is not zero.
     Reserved,
     /// The config space size is neither 256 nor 4096.
@@ -122,6 +136,7 @@ impl core::fmt::Display for Invalid {
             Invalid::Truncated => write!(f, "record shorter than its sizes say"),
             Invalid::Version(v) => write!(f, "ABI version {v}, this kernel reads {VERSION}"),
             Invalid::Flags(x) => write!(f, "unknown flags {x:#x}"),
+            Invalid::ByteOrder => write!(f, "written by a CPU of the other byte order"),
             Invalid::Reserved => write!(f, "reserved field not zero"),
             Invalid::ConfigSize(s) => write!(f, "config space of {s} bytes"),
             Invalid::Identity => write!(f, "record of another device"),
@@ -159,7 +174,7 @@ pub fn encode<'a, C: Iterator<Item = Cap<'a>> + Clone>(
     }
     let mut count = 0;
     for cap in state.caps.clone() {
-        if cap.data.is_empty() || cap.data.len() % 4 != 0 || cap.data.len() > u32::MAX as usize {
+        if cap.data.is_empty() || cap.data.len() > u32::MAX as usize {
             return Err(EncodeError::CapSize(cap.cap_nr));
         }
         count += 1;
@@ -175,7 +190,7 @@ pub fn encode<'a, C: Iterator<Item = Cap<'a>> + Clone>(
     w.put(&VERSION.to_le_bytes());
     w.put(&id.domain.to_le_bytes());
     w.put(&id.bdf.to_le_bytes());
-    w.put(&state.flags.to_le_bytes());
+    w.put(&(state.flags | NATIVE_ORDER).to_le_bytes());
     w.put(&id.vendor.to_le_bytes());
     w.put(&id.device.to_le_bytes());
     w.put(&id.class.to_le_bytes());
@@ -279,6 +294,9 @@ pub fn parse<'a>(bytes: &'a [u8], expected: &Identity) -> Result<Record<'a>, Inv
     if flags & !KNOWN_FLAGS != 0 {
         return Err(Invalid::Flags(flags));
     }
+    if flags & FLAG_BIG_ENDIAN != NATIVE_ORDER {
+        return Err(Invalid::ByteOrder);
+    }
     if le16(h, 22) != 0 {
         return Err(Invalid::Reserved);
     }
@@ -331,7 +349,7 @@ pub fn parse<'a>(bytes: &'a [u8], expected: &Identity) -> Result<Record<'a>, Inv
         if reserved != 0 {
             return Err(Invalid::Reserved);
         }
-        if size % 4 != 0 || rest.len() - CAP_HEADER_SIZE < size {
+        if rest.len() - CAP_HEADER_SIZE < size {
             return Err(Invalid::CapSize(index));
         }
         if index == MAX_CAPS {

@@ -17,10 +17,14 @@ use kernel::{
     fs::File,
     kho::{Incoming, KhoMem, Outgoing},
     liveupdate::{FileHandler, Handle, Preservation, Registration, RetrieveStatus},
-    new_mutex, pci,
+    new_mutex,
+    pci::{
+        self,
+        saved_state::{SavedCap, SavedState, SavedStateRef},
+    },
     prelude::*,
     sync::{aref::ARef, Mutex, SetOnce},
-    vfio::{self, PciCoreDevice, SavedCap},
+    vfio::{self, PciCoreDevice},
 };
 
 pub mod abi;
@@ -97,8 +101,37 @@ fn identity_of(dev: &pci::Device) -> Identity {
     }
 }
 
-/// The capabilities of a [`State`] built by [`with_record`].
+/// The capabilities of a [`State`] built by [`with_state`].
 type Caps<'a> = core::iter::Copied<core::slice::Iter<'a, Cap<'a>>>;
+
+/// Hands `f` the record of a device: `identity`, `flags`, its virtual config space and the
+/// PCI state vfio-pci-core would restore.
+fn with_state<R>(
+    identity: Identity,
+    flags: u16,
+    vconfig: &[u8],
+    saved: SavedStateRef<'_>,
+    f: impl for<'a> FnOnce(&State<'a, Caps<'a>>) -> Result<R>,
+) -> Result<R> {
+    let mut caps = KVec::new();
+    for c in saved.caps() {
+        caps.push(
+            Cap {
+                cap_nr: c.cap_nr,
+                extended: c.extended,
+                data: c.data,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    f(&State {
+        identity,
+        flags,
+        vconfig,
+        config_header: saved.config_header(),
+        caps: caps.iter().copied(),
+    })
+}
 
 /// Reads `vdev`'s current state once and hands it to `f` as the record describes it.
 fn with_record<R>(
@@ -111,17 +144,6 @@ fn with_record<R>(
     // Without a saved state vfio-pci-core cannot restore the device on close; neither could
     // the next kernel, so such a device is not preserved.
     let saved = vdev.saved_state()?.ok_or(ENODATA)?;
-    let mut caps = KVec::with_capacity(saved.caps.len(), GFP_KERNEL)?;
-    for c in &saved.caps {
-        caps.push(
-            Cap {
-                cap_nr: c.cap_nr,
-                extended: c.extended,
-                data: c.data,
-            },
-            GFP_KERNEL,
-        )?;
-    }
     let mut flags = 0;
     if dev.command() & kernel::bindings::PCI_COMMAND_MASTER as u16 != 0 {
         flags |= abi::FLAG_BUS_MASTER;
@@ -129,13 +151,17 @@ fn with_record<R>(
     if vdev.reset_works() {
         flags |= abi::FLAG_RESET_WORKS;
     }
-    f(&State {
-        identity: identity_of(dev),
-        flags,
-        vconfig: &vconfig,
-        config_header: saved.config_header,
-        caps: caps.iter().copied(),
-    })
+    with_state(identity_of(dev), flags, &vconfig, saved, f)
+}
+
+/// The PCI state a validated record holds, laid out for the PCI core.
+fn saved_state_of(record: &Record<'_>) -> Result<SavedState> {
+    let caps = record.caps().map(|c| SavedCap {
+        cap_nr: c.cap_nr,
+        extended: c.extended,
+        data: c.data,
+    });
+    SavedState::build(&record.config_header, caps)
 }
 
 /// Writes the record of `state` into `out`, which must be large enough.
@@ -384,15 +410,10 @@ fn restore(vdev: &PciCoreDevice) {
         .and_then(|r| r.record.take());
     let Some(mem) = record else { return };
     let restored = parse_record(&mem, dev).and_then(|record| {
-        let caps = record.caps().map(|c| SavedCap {
-            cap_nr: c.cap_nr,
-            extended: c.extended,
-            data: c.data,
-        });
+        let state = saved_state_of(&record)?;
         vdev.restore(
             record.flags & abi::FLAG_RESET_WORKS != 0,
-            &record.config_header,
-            caps,
+            state,
             record.vconfig,
         )
     });
@@ -440,5 +461,168 @@ impl kernel::InPlaceModule for VfioPciLiveupdate {
             }
             pci::liveupdate::register_flb(&this.handler)
         })
+    }
+}
+
+#[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_KUNIT_TEST)]
+#[kunit_tests(rust_vfio_pci_liveupdate)]
+mod tests {
+    use super::*;
+    use abi::Invalid;
+
+    /// A function of the test machine (tools/vmtest, stock-liveupdate scenario): the root port
+    /// 00:01.0, whose saved state has capabilities, and the edu device 01:00.0 behind it.
+    fn dev(bus: u8, slot: u8) -> Result<ARef<pci::Device>> {
+        pci::Device::get(0, bus, slot << 3).ok_or(ENODEV)
+    }
+
+    /// The config header of `saved` at the start of a 256-byte virtual config space.
+    fn vconfig_of(saved: SavedStateRef<'_>) -> Result<KVec<u8>> {
+        let mut vconfig = KVec::from_elem(0u8, 256, GFP_KERNEL)?;
+        for (out, dword) in vconfig.chunks_exact_mut(4).zip(saved.config_header()) {
+            out.copy_from_slice(&dword.to_le_bytes());
+        }
+        Ok(vconfig)
+    }
+
+    /// The record of `dev` with the saved state `saved`, as preserve writes it.
+    fn encode(dev: &pci::Device, saved: SavedStateRef<'_>) -> Result<KVec<u8>> {
+        let vconfig = vconfig_of(saved)?;
+        let flags = abi::FLAG_BUS_MASTER;
+        with_state(identity_of(dev), flags, &vconfig, saved, |state| {
+            let mut out = KVec::from_elem(0u8, abi::encoded_len(state), GFP_KERNEL)?;
+            write_record(dev, state, &mut out)?;
+            Ok(out)
+        })
+    }
+
+    /// `dev`'s real saved state and its record.
+    fn record_of(dev: &pci::Device) -> Result<(SavedState, KVec<u8>)> {
+        let saved = dev.save_state()?;
+        let record = encode(dev, saved.as_ref())?;
+        Ok((saved, record))
+    }
+
+    fn parse_as<'a>(bytes: &'a [u8], dev: &pci::Device) -> Result<Record<'a>, Invalid> {
+        abi::parse(bytes, &identity_of(dev))
+    }
+
+    #[test]
+    fn edu_state_survives_its_record() -> Result {
+        let edu = dev(1, 0)?;
+        let (saved, bytes) = record_of(&edu)?;
+        let record = parse_as(&bytes, &edu).map_err(|_| EINVAL)?;
+        assert_eq!(record.identity, identity_of(&edu));
+        assert_eq!(record.identity.vendor, 0x1234);
+        assert_eq!(record.flags, abi::FLAG_BUS_MASTER);
+        assert_eq!(record.vconfig, &vconfig_of(saved.as_ref())?[..]);
+        assert_eq!(record.config_header, saved.as_ref().config_header());
+        let rebuilt = saved_state_of(&record)?;
+        assert_eq!(rebuilt.as_ref().as_bytes(), saved.as_ref().as_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn root_port_capabilities_survive_the_record() -> Result {
+        let port = dev(0, 1)?;
+        let (saved, bytes) = record_of(&port)?;
+        let caps = saved.as_ref().caps().count();
+        // At least the PCI Express capability (ID 0x10) is saved for a root port.
+        assert!(saved
+            .as_ref()
+            .caps()
+            .any(|c| c.cap_nr == 0x10 && !c.extended));
+        let record = parse_as(&bytes, &port).map_err(|_| EINVAL)?;
+        assert_eq!(record.caps().count(), caps);
+        let saved_caps = saved.as_ref().caps().map(|c| Cap {
+            cap_nr: c.cap_nr,
+            extended: c.extended,
+            data: c.data,
+        });
+        assert!(record.caps().eq(saved_caps));
+        let rebuilt = saved_state_of(&record)?;
+        assert_eq!(rebuilt.as_ref().as_bytes(), saved.as_ref().as_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn corrupted_records_are_rejected() -> Result {
+        let (port, edu) = (dev(0, 1)?, dev(1, 0)?);
+        let (saved, good) = record_of(&port)?;
+        let first_cap = abi::HEADER_SIZE + 256 + abi::CONFIG_HEADER_DWORDS * 4;
+        let end = good.len() - abi::CAP_HEADER_SIZE;
+        let corrupt = |at: usize, bytes: &[u8]| -> Result<KVec<u8>> {
+            let mut bad = KVec::new();
+            bad.extend_from_slice(&good, GFP_KERNEL)?;
+            bad[at..at + bytes.len()].copy_from_slice(bytes);
+            Ok(bad)
+        };
+        let saved_size = u32::try_from(good.len() - abi::HEADER_SIZE - 256)?;
+        let vconfig = abi::HEADER_SIZE;
+        let cases: [(usize, &[u8], Invalid); 14] = [
+            (0, &2u32.to_le_bytes(), Invalid::Version(2)),
+            (10, &0x81u16.to_le_bytes(), Invalid::Flags(0x81)),
+            (10, &0x05u16.to_le_bytes(), Invalid::ByteOrder),
+            (22, &1u16.to_le_bytes(), Invalid::Reserved),
+            (20, &512u16.to_le_bytes(), Invalid::ConfigSize(512)),
+            (8, &0x0100u16.to_le_bytes(), Invalid::Identity),
+            (16, &0u32.to_le_bytes(), Invalid::Identity),
+            (vconfig, &0xffffu16.to_le_bytes(), Invalid::ConfigIdentity),
+            (24, &(saved_size + 4).to_le_bytes(), Invalid::Truncated),
+            (24, &(saved_size - 8).to_le_bytes(), Invalid::NoEnd),
+            (first_cap + 4, &0x8000u32.to_le_bytes(), Invalid::CapSize(0)),
+            (first_cap + 4, &u32::MAX.to_le_bytes(), Invalid::CapSize(0)),
+            (first_cap + 2, &[2], Invalid::CapKind(0)),
+            (end, &0x10u16.to_le_bytes(), Invalid::NoEnd),
+        ];
+        for (at, bytes, why) in cases {
+            assert_eq!(parse_as(&corrupt(at, bytes)?, &port).err(), Some(why));
+        }
+        assert_eq!(
+            parse_as(&corrupt(first_cap + 3, &[1])?, &port).err(),
+            Some(Invalid::Reserved)
+        );
+        assert_eq!(
+            parse_as(&good[..abi::HEADER_SIZE - 1], &port).err(),
+            Some(Invalid::Truncated)
+        );
+        assert_eq!(parse_as(&good, &edu).err(), Some(Invalid::Identity));
+
+        // The same capability saved twice.
+        let caps = saved.as_ref().caps();
+        let twice = SavedState::build(
+            &saved.as_ref().config_header(),
+            Iterator::chain(caps.clone(), caps),
+        )?;
+        let first = saved.as_ref().caps().next().ok_or(ENODATA)?;
+        assert_eq!(
+            parse_as(&encode(&port, twice.as_ref())?, &port).err(),
+            Some(Invalid::CapDuplicate(first.cap_nr))
+        );
+
+        // None of it touched the record it started from.
+        assert!(parse_as(&good, &port).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn saved_states_without_data_are_refused() -> Result {
+        let header = [0; pci::saved_state::CONFIG_HEADER_DWORDS];
+        let empty = SavedCap {
+            cap_nr: 0x10,
+            extended: false,
+            data: &[],
+        };
+        assert_eq!(
+            SavedState::build(&header, [empty].into_iter()).err(),
+            Some(EINVAL)
+        );
+        let one = SavedCap {
+            data: &[1, 0],
+            ..empty
+        };
+        let many = core::iter::repeat_n(one, pci::saved_state::MAX_CAPS + 1);
+        assert_eq!(SavedState::build(&header, many).err(), Some(E2BIG));
+        Ok(())
     }
 }
