@@ -44,6 +44,9 @@ const SET_PCI_DEVICE: u32 = _IO(b'L' as u32, 0x74);
 const GET_PCI_INCOMING: u32 = _IO(b'L' as u32, 0x75);
 /// Makes the handler leave the file's PCI device unfinished when the session finishes.
 const LEAVE_UNFINISHED: u32 = _IO(b'L' as u32, 0x76);
+/// Makes the handler's freeze of the file fail with `ECANCELED`, which cancels the kexec after
+/// the files preserved before it were frozen: how tests reach the unfreeze of other handlers.
+const FAIL_FREEZE: u32 = _IO(b'L' as u32, 0x77);
 
 const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
 const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
@@ -76,6 +79,8 @@ struct TestFile {
     pci: Option<ARef<pci::Device>>,
     /// Do not finish `pci` with the session, as a buggy driver would.
     leave_unfinished: bool,
+    /// Refuse to freeze.
+    fail_freeze: bool,
 }
 
 /// The state the device, the handler and the FLB share.
@@ -142,6 +147,7 @@ impl MiscDevice for TestDevice {
             value: 0,
             pci: None,
             leave_unfinished: false,
+            fail_freeze: false,
         };
         state.files.lock().push(record, GFP_KERNEL)?;
         *state.parked.lock() = Some(ARef::from(file));
@@ -162,6 +168,7 @@ impl MiscDevice for TestDevice {
                 with_file(file, |t| t.pci = Some(dev)).map(|()| 0)
             }
             LEAVE_UNFINISHED => with_file(file, |t| t.leave_unfinished = true).map(|()| 0),
+            FAIL_FREEZE => with_file(file, |t| t.fail_freeze = true).map(|()| 0),
             GET_PCI_INCOMING => {
                 let dev = pci_of(file).ok_or(ENODEV)?;
                 Ok(isize::from(dev.liveupdate_is_incoming()))
@@ -272,6 +279,14 @@ impl FileHandler for TestHandler {
         if count_flb_file(-1).is_err() {
             pr_err!("test handler: FLB gone before its last file\n");
         }
+    }
+
+    fn freeze(file: &File, _state: &KhoMem<Outgoing>, _handle: &mut Handle) -> Result {
+        if with_file(file, |t| t.fail_freeze)? {
+            pr_info!("test handler: refusing to freeze, as asked\n");
+            return Err(ECANCELED);
+        }
+        Ok(())
     }
 
     fn retrieve(handle: Handle) -> Result<ARef<File>> {

@@ -263,6 +263,10 @@ impl FileHandler for VfioPciHandler {
         if let Some(vdev) = PciCoreDevice::from_bound_cdev_file(file) {
             vdev.pci_dev().liveupdate_unfreeze();
             thaw(vdev);
+            dev_info!(
+                vdev.pci_dev().as_ref(),
+                "kexec cancelled: interrupts and state changes allowed again\n"
+            );
         }
     }
 

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What the vfio-pci Live Update selftests do with a device as a VMM would:
+ * find its vfio cdev, bind it to iommufd with an IOAS attached, and reach its
+ * config space and BAR 0 through the device file.
+ */
+#ifndef VFIO_LU_DEVICE_H
+#define VFIO_LU_DEVICE_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+static int iommufd = -1;
+static __u32 ioas_id;
+
+/* The cdev of PCI device @pci: /dev/vfio/devices/vfioN, or NULL. */
+static inline const char *device_cdev(const char *pci)
+{
+	static char path[300];
+	struct dirent *ent;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", pci);
+	dir = opendir(path);
+	if (!dir)
+		return NULL;
+	while ((ent = readdir(dir))) {
+		if (!strncmp(ent->d_name, "vfio", 4)) {
+			snprintf(path, sizeof(path), "/dev/vfio/devices/%s",
+				 ent->d_name);
+			closedir(dir);
+			return path;
+		}
+	}
+	closedir(dir);
+	return NULL;
+}
+
+static inline int open_iommufd_ioas(void)
+{
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+
+	iommufd = open("/dev/iommu", O_RDWR);
+	if (iommufd < 0)
+		return -errno;
+	if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc))
+		return -errno;
+	ioas_id = alloc.out_ioas_id;
+	return 0;
+}
+
+/* Binds @fd to iommufd and attaches the IOAS; 0 or -errno. */
+static inline int bind_device(int fd)
+{
+	struct vfio_device_bind_iommufd bind = {
+		.argsz = sizeof(bind),
+		.iommufd = iommufd,
+	};
+	struct vfio_device_attach_iommufd_pt attach = {
+		.argsz = sizeof(attach),
+		.pt_id = ioas_id,
+	};
+
+	if (ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
+		return -errno;
+	if (ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
+		return -errno;
+	return 0;
+}
+
+/* Offset of region @index in the device file, or -1. */
+static inline off_t region_offset(int fd, __u32 index)
+{
+	struct vfio_region_info info = { .argsz = sizeof(info), .index = index };
+
+	if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &info))
+		return -1;
+	return info.offset;
+}
+
+static inline int config_rw(int fd, int write, void *buf, size_t len, off_t at)
+{
+	off_t base = region_offset(fd, VFIO_PCI_CONFIG_REGION_INDEX);
+	ssize_t done;
+
+	if (base < 0)
+		return -1;
+	done = write ? pwrite(fd, buf, len, base + at) :
+		       pread(fd, buf, len, base + at);
+	return done == (ssize_t)len ? 0 : -1;
+}
+
+static inline int bar0_rw64(int fd, int write, __u64 *val, off_t at)
+{
+	off_t base = region_offset(fd, VFIO_PCI_BAR0_REGION_INDEX);
+	ssize_t done;
+
+	if (base < 0)
+		return -1;
+	done = write ? pwrite(fd, val, sizeof(*val), base + at) :
+		       pread(fd, val, sizeof(*val), base + at);
+	return done == sizeof(*val) ? 0 : -1;
+}
+
+/* Reads or writes the 32-bit register of BAR 0 at @at. */
+static inline int bar0_rw32(int fd, int write, __u32 *val, off_t at)
+{
+	off_t base = region_offset(fd, VFIO_PCI_BAR0_REGION_INDEX);
+	ssize_t done;
+
+	if (base < 0)
+		return -1;
+	done = write ? pwrite(fd, val, sizeof(*val), base + at) :
+		       pread(fd, val, sizeof(*val), base + at);
+	return done == sizeof(*val) ? 0 : -1;
+}
+
+#endif /* VFIO_LU_DEVICE_H */

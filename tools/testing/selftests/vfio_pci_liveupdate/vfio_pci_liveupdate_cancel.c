@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * One-boot test of the vfio-pci Live Update file handler when a preserve
+ * fails half-way or a kexec is cancelled after the device was frozen.
+ *
+ * The device is QEMU's edu (1234:11e8) bound to vfio-pci, with MSI: writing
+ * BAR 0 + 0x60 raises its interrupt, BAR 0 + 0x64 acknowledges it. The test
+ * binds the device as a VMM would and routes the interrupt to an eventfd.
+ *
+ * Rollback: while the PCI core has the device preserved for another file
+ * (the Rust test device /dev/rust_luo_test standing for it), preserving the
+ * device file fails with -EBUSY; once that file is unpreserved, preserving
+ * the device file works: the failed attempt left nothing behind.
+ *
+ * Cancel: the device file is preserved, then a test file whose freeze fails
+ * is preserved after it in the same session, and a kexec is started. LUO
+ * freezes the device (host interrupt held, state changes refused), fails on
+ * the test file, unfreezes the device and returns the error. The interrupt
+ * must then be delivered again, and config writes and VFIO_DEVICE_SET_IRQS
+ * work again. The kexec kernel is loaded from the path given as argument;
+ * should the cancel not happen, the machine kexecs into it without an
+ * initramfs, and the test run fails loudly.
+ */
+
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/reboot.h>
+#include <sys/syscall.h>
+#include <linux/kexec.h>
+#include <linux/reboot.h>
+#include <libliveupdate.h>
+#include <lu_pci_sysfs.h>
+#include "vfio_lu_device.h"
+
+#define DEVICE_PCI		"0000:01:00.0"
+#define DEVICE_ADDR		0x000100	/* domain << 16 | bus << 8 | devfn */
+#define PCI_INTERRUPT_LINE	0x3c
+#define EDU_RAISE_IRQ		0x60
+#define EDU_ACK_IRQ		0x64
+#define EDU_DMA_SRC		0x80
+#define TEST_DMA_SRC		0x0123456789abcdefULL
+
+#define TEST_DEVICE		"/dev/rust_luo_test"
+#define SET_VALUE		_IO('L', 0x70)
+#define SET_PCI_DEVICE		_IO('L', 0x74)
+#define FAIL_FREEZE		_IO('L', 0x77)
+
+#define OTHER_SESSION		"vfio-pci-lu-other"
+#define SESSION			"vfio-pci-lu-cancel"
+#define OTHER_TOKEN		0x7f20
+#define DEVICE_TOKEN		0x7f21
+#define REFUSING_TOKEN		0x7f22
+
+/* Routes the device's MSI to @efd (-1: turns MSI off); 0 or -errno. */
+static int set_msi(int dev_fd, int efd)
+{
+	struct {
+		struct vfio_irq_set set;
+		__s32 fd;
+	} irq = {
+		.set = {
+			.argsz = sizeof(irq),
+			.index = VFIO_PCI_MSI_IRQ_INDEX,
+			.flags = VFIO_IRQ_SET_ACTION_TRIGGER |
+				 (efd < 0 ? VFIO_IRQ_SET_DATA_NONE :
+					    VFIO_IRQ_SET_DATA_EVENTFD),
+			.count = efd < 0 ? 0 : 1,
+		},
+		.fd = efd,
+	};
+
+	return ioctl(dev_fd, VFIO_DEVICE_SET_IRQS, &irq) ? -errno : 0;
+}
+
+/* Makes the device raise its interrupt; 1 if it reaches @efd within 2 s. */
+static int interrupt_arrives(int dev_fd, int efd)
+{
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	__u32 status = 1;
+	uint64_t count;
+	int got;
+
+	if (bar0_rw32(dev_fd, 1, &status, EDU_RAISE_IRQ))
+		return 0;
+	got = poll(&pfd, 1, 2000) == 1 &&
+	      read(efd, &count, sizeof(count)) == sizeof(count);
+	bar0_rw32(dev_fd, 1, &status, EDU_ACK_IRQ);
+	return got;
+}
+
+/* A test file standing for nothing, or for the device when @pci. */
+static int test_file(int pci)
+{
+	int fd = open(TEST_DEVICE, O_RDWR);
+
+	if (fd < 0)
+		fail_exit("open %s", TEST_DEVICE);
+	if (ioctl(fd, SET_VALUE, 1) ||
+	    (pci && ioctl(fd, SET_PCI_DEVICE, DEVICE_ADDR)))
+		fail_exit("set up %s", TEST_DEVICE);
+	return fd;
+}
+
+/* Loads @kernel for a kexec and starts it: the return value of reboot(). */
+static int start_kexec(const char *kernel)
+{
+	int fd = open(kernel, O_RDONLY);
+
+	if (fd < 0)
+		fail_exit("open %s", kernel);
+	if (syscall(SYS_kexec_file_load, fd, -1, 1UL, "",
+		    (unsigned long)KEXEC_FILE_NO_INITRAMFS))
+		fail_exit("kexec_file_load %s", kernel);
+	close(fd);
+	sync();
+	return reboot(LINUX_REBOOT_CMD_KEXEC) ? -errno : 0;
+}
+
+int main(int argc, char *argv[])
+{
+	const char *cdev = device_cdev(DEVICE_PCI);
+	__u8 irq_line = 0x4b;
+	__u64 dma_src = TEST_DMA_SRC;
+	int luo_fd, session_fd, other_fd, dev_fd, efd, fd, ret;
+	__u16 cmd;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s KERNEL-IMAGE\n", argv[0]);
+		return KSFT_FAIL;
+	}
+	ksft_print_header();
+	ksft_set_plan(11);
+	if (!cdev)
+		fail_exit("no vfio cdev for %s", DEVICE_PCI);
+	luo_fd = luo_open_device();
+	if (luo_fd < 0)
+		fail_exit("open /dev/liveupdate");
+	if (open_iommufd_ioas())
+		fail_exit("iommufd and IOAS");
+	dev_fd = open(cdev, O_RDWR);
+	if (dev_fd < 0)
+		fail_exit("open %s", cdev);
+	efd = eventfd(0, EFD_NONBLOCK);
+	if (efd < 0)
+		fail_exit("eventfd");
+
+	ksft_test_result(bind_device(dev_fd) == 0 &&
+			 config_rw(dev_fd, 0, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
+			 (cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) &&
+			 config_rw(dev_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
+			 bar0_rw64(dev_fd, 1, &dma_src, EDU_DMA_SRC) == 0,
+			 "bind %s, enable it, write a BAR 0 register\n", cdev);
+	ksft_test_result(set_msi(dev_fd, efd) == 0 && interrupt_arrives(dev_fd, efd),
+			 "its MSI reaches an eventfd\n");
+
+	/* Rollback of a preserve that fails at its last step. */
+	other_fd = luo_create_session(luo_fd, OTHER_SESSION);
+	session_fd = luo_create_session(luo_fd, SESSION);
+	if (other_fd < 0 || session_fd < 0)
+		fail_exit("create sessions");
+	if (luo_session_preserve_fd(other_fd, test_file(1), OTHER_TOKEN))
+		fail_exit("preserve a test file standing for %s", DEVICE_PCI);
+	ret = luo_session_preserve_fd(session_fd, dev_fd, DEVICE_TOKEN);
+	ksft_test_result(ret == -EBUSY,
+			 "preserving it while the PCI core has it for another file is -EBUSY (%d)\n",
+			 ret);
+	close(other_fd);
+	ret = luo_session_preserve_fd(session_fd, dev_fd, DEVICE_TOKEN);
+	ksft_test_result(ret == 0,
+			 "once that file is unpreserved, preserving it works (%d)\n", ret);
+
+	/* A kexec cancelled after the device was frozen. */
+	fd = test_file(0);
+	if (ioctl(fd, FAIL_FREEZE))
+		fail_exit("make the test file refuse to freeze");
+	ksft_test_result(luo_session_preserve_fd(session_fd, fd, REFUSING_TOKEN) == 0,
+			 "preserve a file that refuses to freeze, after the device\n");
+	ret = start_kexec(argv[1]);
+	ksft_test_result(ret == -ECANCELED,
+			 "the kexec is cancelled with the error of that file (%d)\n", ret);
+	ksft_test_result(kmsg_has(DEVICE_PCI ": kexec cancelled") == 1,
+			 "the device was frozen, then unfrozen\n");
+	ksft_test_result(interrupt_arrives(dev_fd, efd),
+			 "its MSI reaches the eventfd again\n");
+	ksft_test_result(config_rw(dev_fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE) == 0,
+			 "config writes work again\n");
+	ksft_test_result(set_msi(dev_fd, -1) == 0, "VFIO_DEVICE_SET_IRQS works again\n");
+
+	/* Closing the session unpreserves both; the device file carries on. */
+	close(session_fd);
+	dma_src = 0;
+	ksft_test_result(bar0_rw64(dev_fd, 0, &dma_src, EDU_DMA_SRC) == 0 &&
+			 dma_src == TEST_DMA_SRC && bus_master(DEVICE_PCI) == 1,
+			 "after the session is closed the device is as it was\n");
+	close(fd);
+	close(dev_fd);
+	close(luo_fd);
+	ksft_finished();
+}
