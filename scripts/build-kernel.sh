@@ -77,6 +77,10 @@ configure() {
 configure
 lu_step "building bzImage ($JOBS jobs)"
 "${MAKE[@]}" bzImage
+if grep -q '^CONFIG_MODULES=y' "$KBUILD_DIR/.config"; then
+	lu_step "building modules ($JOBS jobs)"
+	"${MAKE[@]}" modules
+fi
 "${MAKE[@]}" headers_install
 
 # The guest runs the selftests as static binaries (no libc in the initramfs).

@@ -27,6 +27,10 @@ bin_dirs=()
 for d in "$KBUILD_DIR"/selftests/*/; do
 	bin_dirs+=(--bin-dir "$d")
 done
+# The guest loads every module built (vfio-pci) at each boot.
+while read -r ko; do
+	bin_dirs+=(--module "$ko")
+done < <(find "$KBUILD_DIR" -name '*.ko' | sort)
 
 cmd=${1:-test}
 shift || true

@@ -18,6 +18,9 @@ use std::fmt::Write;
 /// Where the plan lives in the initramfs.
 pub const PATH: &str = "/lu/plan";
 
+/// Where the kernel modules the guest loads at every boot are.
+pub const MODULES: &str = "/lu/modules";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub stages: Vec<Stage>,

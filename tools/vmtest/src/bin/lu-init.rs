@@ -32,6 +32,9 @@ fn main() {
         .args(["--install", "-s", "/bin"])
         .status();
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if let Err(msg) = load_modules(&cmdline) {
+        report(Event::Error(msg));
+    }
     if param(&cmdline, "lu.mode") == Some("shell") {
         shell();
     } else if let Err(msg) = run_plan(&cmdline) {
@@ -83,6 +86,41 @@ fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline
         .split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Loads every module of the initramfs, in name order, with the parameters
+/// the kernel command line gives it (`vfio_pci.ids=...`), as modprobe would.
+fn load_modules(cmdline: &str) -> Result<(), String> {
+    let Ok(dir) = fs::read_dir(plan::MODULES) else {
+        return Ok(());
+    };
+    let mut modules: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+    modules.sort();
+    for path in modules {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let prefix = format!("{}.", stem.replace('-', "_"));
+        let params: Vec<&str> = cmdline
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix(&prefix))
+            .collect();
+        let params = CString::new(params.join(" ")).map_err(|e| e.to_string())?;
+        let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: the descriptor is open for the duration of the call and
+        // `params` is a NUL-terminated string.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                file.as_raw_fd(),
+                params.as_ptr(),
+                0usize,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(format!("loading {}: {e}", path.display()));
+        }
+    }
+    Ok(())
 }
 
 fn mount(source: &str, target: &str, fstype: &str) -> io::Result<()> {

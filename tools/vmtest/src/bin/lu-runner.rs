@@ -2,8 +2,8 @@
 //! Boots the kernel under QEMU and runs scenarios in stages across kexec.
 //!
 //! ```text
-//! lu-runner test  --kernel bzImage --bin-dir DIR... [--out DIR] SCENARIO.toml...
-//! lu-runner shell --kernel bzImage [--bin-dir DIR...] [--device MODEL...]
+//! lu-runner test  --kernel bzImage --bin-dir DIR... [--module KO...] [--out DIR] SCENARIO.toml...
+//! lu-runner shell --kernel bzImage [--bin-dir DIR...] [--module KO...] [--device MODEL...]
 //! ```
 
 use std::fs::{self, File};
@@ -20,9 +20,11 @@ use lu_vmtest::plan::{self, Plan};
 use lu_vmtest::scenario::{Device, Scenario};
 
 const USAGE: &str = "usage:
-  lu-runner test  --kernel BZIMAGE [--bin-dir DIR]... [--out DIR] SCENARIO.toml...
-  lu-runner shell --kernel BZIMAGE [--bin-dir DIR]... [--device MODEL]...
+  lu-runner test  --kernel BZIMAGE [--bin-dir DIR]... [--module KO]... [--out DIR] SCENARIO.toml...
+  lu-runner shell --kernel BZIMAGE [--bin-dir DIR]... [--module KO]... [--device MODEL]...
 options:
+  --module KO     kernel module the guest loads at every boot, with the
+                  parameters the kernel command line gives it (NAME.PARAM=V)
   --init PATH     guest init (default: lu-init next to lu-runner)
   --busybox PATH  static busybox for the guest (default: /bin/busybox)
   --qemu PATH     QEMU binary (default: qemu-system-x86_64, or $LU_QEMU)";
@@ -33,6 +35,7 @@ struct Options {
     busybox: PathBuf,
     qemu: String,
     bin_dirs: Vec<PathBuf>,
+    modules: Vec<PathBuf>,
     out: PathBuf,
     devices: Vec<String>,
     scenarios: Vec<PathBuf>,
@@ -50,6 +53,7 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
         busybox: "/bin/busybox".into(),
         qemu: std::env::var("LU_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
         bin_dirs: Vec::new(),
+        modules: Vec::new(),
         out: "lu-vmtest-out".into(),
         devices: Vec::new(),
         scenarios: Vec::new(),
@@ -62,6 +66,7 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
             "--busybox" => o.busybox = value()?.into(),
             "--qemu" => o.qemu = value()?,
             "--bin-dir" => o.bin_dirs.push(value()?.into()),
+            "--module" => o.modules.push(value()?.into()),
             "--out" => o.out = value()?.into(),
             "--device" => o.devices.push(value()?),
             a if a.starts_with('-') => return Err(format!("unknown option {a}")),
@@ -297,8 +302,9 @@ fn qemu_command(
     c
 }
 
-/// The initramfs: init, busybox, the plan, the test programs and, when
-/// there is a later stage to kexec into, the kernel itself.
+/// The initramfs: init, busybox, the plan, the kernel modules, the test
+/// programs and, when there is a later stage to kexec into, the kernel
+/// itself.
 fn write_initramfs(
     path: &Path,
     plan: &Plan,
@@ -310,8 +316,24 @@ fn write_initramfs(
     let io_err = |e: io::Error| format!("{}: {e}", path.display());
     let file = File::create(path).map_err(io_err)?;
     let mut w = cpio::Writer::new(io::BufWriter::new(file));
-    for dir in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/lu", "/lu/bin"] {
+    for dir in [
+        "/bin",
+        "/dev",
+        "/proc",
+        "/sys",
+        "/tmp",
+        "/lu",
+        "/lu/bin",
+        plan::MODULES,
+    ] {
         w.dir(dir, 0o755).map_err(io_err)?;
+    }
+    for module in &opts.modules {
+        let name = module
+            .file_name()
+            .ok_or(format!("{}: not a module file", module.display()))?;
+        let dest = format!("{}/{}", plan::MODULES, name.to_string_lossy());
+        w.file(&dest, 0o644, &read(module)?).map_err(io_err)?;
     }
     w.char_dev("/dev/console", 0o600, 5, 1).map_err(io_err)?;
     w.file("/init", 0o755, &read(&opts.init)?).map_err(io_err)?;
