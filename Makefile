@@ -5,13 +5,14 @@
 #
 #   make demo     build the kernel and run a Live Update in QEMU
 #   make test     every test: host unit tests, KUnit and kselftests in QEMU
+#   make selftests  the vfio-pci Live Update kselftests only, in QEMU
 #   make build    set up and build the kernel (LU_CONFIG=debug for the debug kernel)
 #   make shell    boot the kernel into a busybox shell (DEVICES="edu nvme")
 #   make lint     rustfmt, clippy and checkpatch on the project's own code
 
 DEVICES ?= edu
 
-.PHONY: setup build test demo shell lint
+.PHONY: setup build test selftests demo shell lint
 
 setup:
 	scripts/setup.sh
@@ -21,6 +22,10 @@ build: setup
 
 test:
 	scripts/test.sh
+
+selftests: build
+	scripts/vmtest.sh test tools/vmtest/scenarios/vfio-pci-liveupdate.toml \
+		tools/vmtest/scenarios/vfio-pci-liveupdate-multi.toml
 
 demo: build
 	scripts/vmtest.sh test tools/vmtest/scenarios/vfio-pci-liveupdate.toml \

@@ -79,18 +79,6 @@ static int pci_enable_master(const char *bdf)
 	return ok ? 0 : -1;
 }
 
-static int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
-{
-	int fd = pci_sysfs_open(bdf, attr, O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 /*
  * Binds the PF to pci-pf-stub, enables one VF and returns its
  * domain << 16 | bus << 8 | devfn, or -1.

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -56,12 +57,17 @@ static inline int open_iommufd_ioas(void)
 	return 0;
 }
 
-/* Binds @fd to iommufd and attaches the IOAS; 0 or -errno. */
-static inline int bind_device(int fd)
+/*
+ * Binds @fd to iommufd, with the VF token @vf_token (16 bytes) unless NULL,
+ * and attaches the IOAS; 0 or -errno.
+ */
+static inline int bind_device_token(int fd, const __u8 *vf_token)
 {
 	struct vfio_device_bind_iommufd bind = {
 		.argsz = sizeof(bind),
+		.flags = vf_token ? VFIO_DEVICE_BIND_FLAG_TOKEN : 0,
 		.iommufd = iommufd,
+		.token_uuid_ptr = (uintptr_t)vf_token,
 	};
 	struct vfio_device_attach_iommufd_pt attach = {
 		.argsz = sizeof(attach),
@@ -73,6 +79,11 @@ static inline int bind_device(int fd)
 	if (ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
 		return -errno;
 	return 0;
+}
+
+static inline int bind_device(int fd)
+{
+	return bind_device_token(fd, NULL);
 }
 
 /* Offset of region @index in the device file, or -1. */

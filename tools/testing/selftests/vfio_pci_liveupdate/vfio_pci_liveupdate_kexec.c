@@ -16,13 +16,21 @@
  * that the BAR register kept its value; then finishes the session, after
  * which the cdev opens again.
  *
- * A second device, preserved in a session of its own, is never retrieved:
- * stage 2 finishes that session first, and the device must then be given
- * back to vfio-pci, with bus mastering off, as any device that was not kept.
+ * The device is an igb (Intel 82576, 8086:10c9), because its reset shows in
+ * its registers: a function reset (FLR) sets every register back to its
+ * reset value, the Receive Long Packet Maximum Length register (RLPML, BAR 0
+ * + 0x5004) to 0x2600. QEMU's edu would not do: its registers survive a
+ * reset. The control is a second igb set up the same way in stage 1 but not
+ * preserved: in stage 2 it must show the reset (RLPML 0x2600, bus mastering
+ * off) where the preserved one shows none; without that, "kept its value"
+ * would prove nothing.
  *
- * The device is QEMU's edu (1234:11e8), bound to vfio-pci with vfio_pci.ids
- * (see tools/vmtest/scenarios/vfio-pci-liveupdate.toml). Its DMA source
- * address register (BAR 0 + 0x80) holds any value written to it.
+ * A third device (an edu), preserved in a session of its own, is never
+ * retrieved: stage 2 finishes that session first, and the device must then be
+ * given back to vfio-pci, with bus mastering off, as any device that was not
+ * kept.
+ *
+ * See tools/vmtest/scenarios/vfio-pci-liveupdate.toml for the machine.
  */
 
 #include <stdlib.h>
@@ -30,12 +38,14 @@
 #include <lu_pci_sysfs.h>
 #include "vfio_lu_device.h"
 
-#define DEVICE_PCI		"0000:01:00.0"
+#define DEVICE_PCI		"0000:03:00.0"
+#define CONTROL_PCI		"0000:04:00.0"
 #define UNUSED_PCI		"0000:02:00.0"
 #define PCI_INTERRUPT_LINE	0x3c
 #define TEST_IRQ_LINE		0x5a
-#define EDU_DMA_SRC		0x80
-#define TEST_DMA_SRC		0x1234567089abcdefULL
+#define IGB_RLPML		0x5004
+#define IGB_RLPML_RESET		0x2600
+#define TEST_RLPML		0x1234
 
 #define SESSION			"vfio-pci-lu-test"
 #define DEVICE_TOKEN		0x7f10
@@ -43,10 +53,57 @@
 #define UNUSED_TOKEN		0x7f12
 #define UNUSED_SESSION		"vfio-pci-lu-unused"
 #define UNUSED_DEVICE_TOKEN	0x7f13
+#define UNKNOWN_TOKEN		0x7f1f
 #define STATE_SESSION		"vfio_pci_lu_test_state"
 #define STATE_TOKEN		998
 
 #define CONFIG_SIZE		256
+
+/* Opens the cdev of @pci and binds it; the fd, or -1. */
+static int open_bound(const char *pci)
+{
+	const char *cdev = device_cdev(pci);
+	int fd = cdev ? open(cdev, O_RDWR) : -1;
+
+	if (fd >= 0 && bind_device(fd)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Turns memory decoding and bus mastering on through vfio; 0 or -1. */
+static int enable_master(int fd, const char *pci)
+{
+	__u16 cmd;
+
+	if (config_rw(fd, 0, &cmd, sizeof(cmd), PCI_COMMAND))
+		return -1;
+	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	if (config_rw(fd, 1, &cmd, sizeof(cmd), PCI_COMMAND))
+		return -1;
+	return bus_master(pci) == 1 ? 0 : -1;
+}
+
+/* Writes the test values into Interrupt Line and RLPML; 0 or -1. */
+static int write_test_values(int fd)
+{
+	__u8 irq_line = TEST_IRQ_LINE;
+	__u32 rlpml = TEST_RLPML;
+
+	if (config_rw(fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE))
+		return -1;
+	return bar0_rw32(fd, 1, &rlpml, IGB_RLPML);
+}
+
+/* RLPML of the device behind @fd, or 0 when unreadable. */
+static __u32 rlpml(int fd)
+{
+	__u32 val = 0;
+
+	bar0_rw32(fd, 0, &val, IGB_RLPML);
+	return val;
+}
 
 /* The config space as vfio shows it, in hex, into @hex (2 * CONFIG_SIZE + 1). */
 static int config_hex(int fd, char *hex)
@@ -64,18 +121,13 @@ static int config_hex(int fd, char *hex)
 /* Binds the device at @pci, turns bus mastering on and preserves it alone. */
 static int preserve_unused_device(int luo_fd, const char *pci)
 {
-	const char *cdev = device_cdev(pci);
-	int fd = cdev ? open(cdev, O_RDWR) : -1;
+	int fd = open_bound(pci);
 	int session_fd;
-	__u16 cmd;
 
-	if (fd < 0 || bind_device(fd) ||
-	    config_rw(fd, 0, &cmd, sizeof(cmd), PCI_COMMAND))
+	if (fd < 0 || enable_master(fd, pci))
 		return -1;
-	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
 	session_fd = luo_create_session(luo_fd, UNUSED_SESSION);
-	if (config_rw(fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) || session_fd < 0 ||
-	    bus_master(pci) != 1)
+	if (session_fd < 0)
 		return -1;
 	return luo_session_preserve_fd(session_fd, fd, UNUSED_DEVICE_TOKEN);
 }
@@ -83,34 +135,29 @@ static int preserve_unused_device(int luo_fd, const char *pci)
 static void run_stage_1(int luo_fd)
 {
 	char hex[2 * CONFIG_SIZE + 1];
-	const char *cdev = device_cdev(DEVICE_PCI);
-	__u64 dma_src = TEST_DMA_SRC;
-	__u8 irq_line = TEST_IRQ_LINE;
-	int session_fd, dev_fd, ret;
-	__u16 cmd;
+	int session_fd, dev_fd, control_fd, ret;
 
 	ksft_print_header();
-	ksft_set_plan(7);
+	ksft_set_plan(8);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
-
-	if (!cdev)
-		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
-	dev_fd = open(cdev, O_RDWR);
-	if (dev_fd < 0)
-		fail_exit("open %s", cdev);
-	ksft_test_result(bind_device(dev_fd) == 0,
-			 "bind %s to iommufd and attach an IOAS\n", cdev);
 
-	ksft_test_result(config_rw(dev_fd, 0, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
-			 (cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) &&
-			 config_rw(dev_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
-			 bus_master(DEVICE_PCI) == 1,
+	dev_fd = open_bound(DEVICE_PCI);
+	ksft_test_result(dev_fd >= 0, "bind %s to iommufd and attach an IOAS\n", DEVICE_PCI);
+	if (dev_fd < 0)
+		fail_exit("no device to go on with");
+	ksft_test_result(enable_master(dev_fd, DEVICE_PCI) == 0,
 			 "memory decoding and bus mastering on\n");
-	ksft_test_result(config_rw(dev_fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE) == 0 &&
-			 bar0_rw64(dev_fd, 1, &dma_src, EDU_DMA_SRC) == 0,
-			 "write the Interrupt Line and a BAR 0 register\n");
+	ksft_test_result(write_test_values(dev_fd) == 0 && rlpml(dev_fd) == TEST_RLPML,
+			 "write the Interrupt Line and RLPML (BAR 0) registers\n");
+
+	/* The control: the same, but not preserved; kept open up to the kexec. */
+	control_fd = open_bound(CONTROL_PCI);
+	ksft_test_result(control_fd >= 0 && enable_master(control_fd, CONTROL_PCI) == 0 &&
+			 write_test_values(control_fd) == 0 &&
+			 rlpml(control_fd) == TEST_RLPML,
+			 "set up the control %s the same way, not preserved\n", CONTROL_PCI);
 
 	session_fd = luo_create_session(luo_fd, SESSION);
 	if (session_fd < 0)
@@ -129,15 +176,33 @@ static void run_stage_1(int luo_fd)
 	daemonize_and_wait();
 }
 
+/* Stage 2 for the device never retrieved: finishing gives it back. */
+static void check_unused_device(int luo_fd)
+{
+	int session_fd = luo_retrieve_session(luo_fd, UNUSED_SESSION);
+	int fd;
+
+	ksft_test_result(session_fd >= 0 && luo_session_finish(session_fd) == 0,
+			 "finish the session of %s without retrieving it\n", UNUSED_PCI);
+	ksft_test_result(kmsg_has(UNUSED_PCI ": never taken back") == 1 &&
+			 bus_master(UNUSED_PCI) == 0,
+			 "%s was reset, bus mastering off\n", UNUSED_PCI);
+	fd = open_bound(UNUSED_PCI);
+	ksft_test_result(fd >= 0, "and is a vfio-pci device like any other again\n");
+	if (fd >= 0)
+		close(fd);
+	if (session_fd >= 0)
+		close(session_fd);
+}
+
 static void run_stage_2(int luo_fd, int state_session_fd)
 {
 	char hex[2 * CONFIG_SIZE + 1];
 	const char *cdev = device_cdev(DEVICE_PCI);
-	int session_fd, dev_fd, fd, snap_fd, stage;
-	__u64 dma_src = 0;
+	int session_fd, dev_fd, control_fd, fd, snap_fd, stage;
 
 	ksft_print_header();
-	ksft_set_plan(12);
+	ksft_set_plan(15);
 	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
 	if (stage != 2)
 		fail_exit("expected stage 2, state says %d", stage);
@@ -152,23 +217,13 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	if (fd >= 0)
 		close(fd);
 
-	session_fd = luo_retrieve_session(luo_fd, UNUSED_SESSION);
-	ksft_test_result(session_fd >= 0 && luo_session_finish(session_fd) == 0,
-			 "finish the session of %s without retrieving it\n", UNUSED_PCI);
-	ksft_test_result(kmsg_has(UNUSED_PCI ": never taken back") == 1 &&
-			 bus_master(UNUSED_PCI) == 0,
-			 "%s was reset, bus mastering off\n", UNUSED_PCI);
-	fd = device_cdev(UNUSED_PCI) ? open(device_cdev(UNUSED_PCI), O_RDWR) : -1;
-	ksft_test_result(fd >= 0 && bind_device(fd) == 0,
-			 "and is a vfio-pci device like any other again\n");
-	if (fd >= 0)
-		close(fd);
-	if (session_fd >= 0)
-		close(session_fd);
+	check_unused_device(luo_fd);
 
 	session_fd = luo_retrieve_session(luo_fd, SESSION);
 	if (session_fd < 0)
 		fail_exit("retrieve session %s", SESSION);
+	fd = luo_session_retrieve_fd(session_fd, UNKNOWN_TOKEN);
+	ksft_test_result(fd == -ENOENT, "retrieving an unknown token is -ENOENT (%d)\n", fd);
 	dev_fd = luo_session_retrieve_fd(session_fd, DEVICE_TOKEN);
 	ksft_test_result(dev_fd >= 0, "retrieve the device file\n");
 	ksft_test_result(dev_fd >= 0 && bind_device(dev_fd) == 0,
@@ -179,11 +234,21 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	if (dev_fd >= 0 && config_hex(dev_fd, hex) == 0)
 		snap_fd = restore_and_verify_memfd(session_fd, SNAPSHOT_TOKEN, hex);
 	ksft_test_result(snap_fd >= 0, "vfio shows the config space of stage 1\n");
-	ksft_test_result(dev_fd >= 0 && bar0_rw64(dev_fd, 0, &dma_src, EDU_DMA_SRC) == 0 &&
-			 dma_src == TEST_DMA_SRC,
-			 "the BAR 0 register kept its value\n");
+	ksft_test_result(dev_fd >= 0 && rlpml(dev_fd) == TEST_RLPML,
+			 "RLPML kept its value: the device was not reset\n");
 	ksft_test_result(kmsg_has(DEVICE_PCI ": state restored from the previous kernel") == 1,
 			 "the kernel restored the preserved state, without a reset\n");
+
+	/* The control took the normal path: the open reset it. */
+	control_fd = open_bound(CONTROL_PCI);
+	ksft_test_result(control_fd >= 0 && bus_master(CONTROL_PCI) == 0,
+			 "control %s: opens, bus mastering off\n", CONTROL_PCI);
+	ksft_test_result(control_fd >= 0 && rlpml(control_fd) == IGB_RLPML_RESET,
+			 "control %s: RLPML back to its reset value %#x (%#x)\n",
+			 CONTROL_PCI, IGB_RLPML_RESET, control_fd >= 0 ? rlpml(control_fd) : 0);
+	if (control_fd >= 0)
+		close(control_fd);
+
 	ksft_test_result(luo_session_finish(session_fd) == 0,
 			 "finish the session\n");
 	fd = open(cdev, O_RDWR);

@@ -25,6 +25,19 @@ static inline int pci_sysfs_open(const char *bdf, const char *attr, int flags)
 	return open(path, flags);
 }
 
+/* Writes @val into the sysfs attribute @attr of the device; 0 or -1. */
+static inline int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
+{
+	int fd = pci_sysfs_open(bdf, attr, O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
 /* The command register, read from config space through sysfs; -1 on error. */
 static inline int pci_command(const char *bdf)
 {
