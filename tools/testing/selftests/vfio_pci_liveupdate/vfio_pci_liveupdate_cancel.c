@@ -9,13 +9,15 @@
  *
  * Rollback: while the PCI core has the device preserved for another file
  * (the Rust test device /dev/rust_luo_test standing for it), preserving the
- * device file fails with -EBUSY; once that file is unpreserved, preserving
- * the device file works: the failed attempt left nothing behind.
+ * device file fails with -EBUSY; while the test device makes KHO allocations
+ * fail, with -ENOMEM; then preserving the device file works: the failed
+ * attempts left nothing behind.
  *
- * Cancel: the device file is preserved, then a test file whose freeze fails
- * is preserved after it in the same session, and a kexec is started. LUO
- * freezes the device (host interrupt held, state changes refused), fails on
- * the test file, unfreezes the device and returns the error. The interrupt
+ * Cancel: the device file is preserved, a test file whose freeze fails is
+ * preserved in a session created after the device's, and a kexec is
+ * started. LUO freezes the device (host interrupt held, state changes
+ * refused), fails on the test file, unfreezes the device and returns the
+ * error. The interrupt
  * must then be delivered again, and config writes and VFIO_DEVICE_SET_IRQS
  * work again. The kexec kernel is loaded from the path given as argument;
  * should the cancel not happen, the machine kexecs into it without an
@@ -46,9 +48,11 @@
 #define SET_VALUE		_IO('L', 0x70)
 #define SET_PCI_DEVICE		_IO('L', 0x74)
 #define FAIL_FREEZE		_IO('L', 0x77)
+#define FAIL_KHO_ALLOCS		_IO('L', 0x78)
 
 #define OTHER_SESSION		"vfio-pci-lu-other"
 #define SESSION			"vfio-pci-lu-cancel"
+#define LATE_SESSION		"vfio-pci-lu-cancel-late"
 #define OTHER_TOKEN		0x7f20
 #define DEVICE_TOKEN		0x7f21
 #define REFUSING_TOKEN		0x7f22
@@ -123,7 +127,7 @@ int main(int argc, char *argv[])
 	const char *cdev = device_cdev(DEVICE_PCI);
 	__u8 irq_line = 0x4b;
 	__u64 dma_src = TEST_DMA_SRC;
-	int luo_fd, session_fd, other_fd, dev_fd, efd, fd, ret;
+	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, efd, fd, ret;
 	__u16 cmd;
 
 	if (argc != 2) {
@@ -131,7 +135,7 @@ int main(int argc, char *argv[])
 		return KSFT_FAIL;
 	}
 	ksft_print_header();
-	ksft_set_plan(11);
+	ksft_set_plan(12);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	luo_fd = luo_open_device();
@@ -155,11 +159,24 @@ int main(int argc, char *argv[])
 	ksft_test_result(set_msi(dev_fd, efd) == 0 && interrupt_arrives(dev_fd, efd),
 			 "its MSI reaches an eventfd\n");
 
-	/* Rollback of a preserve that fails at its last step. */
+	/*
+	 * Sessions freeze in the order they were created: the device's, then
+	 * the one of a file that refuses to freeze, preserved first so that
+	 * the PCI core's record is live before KHO allocations are made to
+	 * fail, and the handler's own allocation is the one that fails.
+	 */
 	other_fd = luo_create_session(luo_fd, OTHER_SESSION);
 	session_fd = luo_create_session(luo_fd, SESSION);
-	if (other_fd < 0 || session_fd < 0)
+	late_fd = luo_create_session(luo_fd, LATE_SESSION);
+	if (other_fd < 0 || session_fd < 0 || late_fd < 0)
 		fail_exit("create sessions");
+	refusing_fd = test_file(0);
+	if (ioctl(refusing_fd, FAIL_FREEZE))
+		fail_exit("make the test file refuse to freeze");
+	ksft_test_result(luo_session_preserve_fd(late_fd, refusing_fd, REFUSING_TOKEN) == 0,
+			 "preserve a file that refuses to freeze, in a later session\n");
+
+	/* Rollback of preserves that fail. */
 	if (luo_session_preserve_fd(other_fd, test_file(1), OTHER_TOKEN))
 		fail_exit("preserve a test file standing for %s", DEVICE_PCI);
 	ret = luo_session_preserve_fd(session_fd, dev_fd, DEVICE_TOKEN);
@@ -167,16 +184,20 @@ int main(int argc, char *argv[])
 			 "preserving it while the PCI core has it for another file is -EBUSY (%d)\n",
 			 ret);
 	close(other_fd);
+	fd = test_file(0);
+	if (ioctl(fd, FAIL_KHO_ALLOCS, 0))
+		fail_exit("make KHO allocations fail");
+	ret = luo_session_preserve_fd(session_fd, dev_fd, DEVICE_TOKEN);
+	ksft_test_result(ret == -ENOMEM,
+			 "preserving it when KHO memory cannot be had is -ENOMEM (%d)\n", ret);
+	if (ioctl(fd, FAIL_KHO_ALLOCS, -1L))
+		fail_exit("let KHO allocations succeed again");
+	close(fd);
 	ret = luo_session_preserve_fd(session_fd, dev_fd, DEVICE_TOKEN);
 	ksft_test_result(ret == 0,
-			 "once that file is unpreserved, preserving it works (%d)\n", ret);
+			 "then preserving it works: the failures left nothing (%d)\n", ret);
 
 	/* A kexec cancelled after the device was frozen. */
-	fd = test_file(0);
-	if (ioctl(fd, FAIL_FREEZE))
-		fail_exit("make the test file refuse to freeze");
-	ksft_test_result(luo_session_preserve_fd(session_fd, fd, REFUSING_TOKEN) == 0,
-			 "preserve a file that refuses to freeze, after the device\n");
 	ret = start_kexec(argv[1]);
 	ksft_test_result(ret == -ECANCELED,
 			 "the kexec is cancelled with the error of that file (%d)\n", ret);
@@ -188,13 +209,14 @@ int main(int argc, char *argv[])
 			 "config writes work again\n");
 	ksft_test_result(set_msi(dev_fd, -1) == 0, "VFIO_DEVICE_SET_IRQS works again\n");
 
-	/* Closing the session unpreserves both; the device file carries on. */
+	/* Closing the sessions unpreserves the files; the device file carries on. */
 	close(session_fd);
+	close(late_fd);
 	dma_src = 0;
 	ksft_test_result(bar0_rw64(dev_fd, 0, &dma_src, EDU_DMA_SRC) == 0 &&
 			 dma_src == TEST_DMA_SRC && bus_master(DEVICE_PCI) == 1,
 			 "after the session is closed the device is as it was\n");
-	close(fd);
+	close(refusing_fd);
 	close(dev_fd);
 	close(luo_fd);
 	ksft_finished();
