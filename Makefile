@@ -3,7 +3,8 @@
 # Entry points. Each target sets up what it needs (scripts/setup.sh) and
 # builds incrementally in $(LU_CACHE) (default ~/.cache/rust-liveupdate).
 #
-#   make demo     build the kernel and run a Live Update in QEMU
+#   make demo     build the kernel; a VMM-like program keeps a vfio device
+#                 across a Live Update in QEMU, and the host reports on it
 #   make test     every test: host unit tests, KUnit and kselftests in QEMU
 #   make selftests  the vfio-pci Live Update kselftests only, in QEMU
 #   make build    set up and build the kernel (LU_CONFIG=debug for the debug kernel)
@@ -28,9 +29,7 @@ selftests: build
 		tools/vmtest/scenarios/vfio-pci-liveupdate-multi.toml
 
 demo: build
-	scripts/vmtest.sh test tools/vmtest/scenarios/vfio-pci-liveupdate.toml \
-		tools/vmtest/scenarios/rust-liveupdate.toml \
-		tools/vmtest/scenarios/stock-liveupdate.toml
+	scripts/vmtest.sh test tools/vmtest/scenarios/live-update-demo.toml
 
 shell: build
 	scripts/vmtest.sh shell $(addprefix --device ,$(DEVICES))

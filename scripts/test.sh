@@ -13,7 +13,8 @@ trap 'rm -f "$log"' EXIT
 "$LU_TOP/scripts/setup.sh" || exit 1
 
 lu_step "host tests (cargo test)"
-(cd "$LU_TOP" && cargo test --workspace --locked 2>&1) | tee -a "$log"
+# The liveupdate crate checks its uapi against the kernel tree's headers.
+(cd "$LU_TOP" && LU_KERNEL_SRC="$KERNEL_SRC" cargo test --workspace --locked 2>&1) | tee -a "$log"
 host_rc=${PIPESTATUS[0]}
 
 "$LU_TOP/scripts/build-kernel.sh" || exit 1

@@ -18,12 +18,14 @@ KERNEL=$KBUILD_DIR/arch/x86/boot/bzImage
 
 # Static binaries: the guest has no libc. --target keeps the flags off
 # build scripts and proc macros, which run on the host.
-lu_step "building lu-runner and lu-init"
+lu_step "building lu-runner, lu-init and lu-demo"
 RUSTFLAGS="-C target-feature=+crt-static" \
-	cargo build -q --release --locked --target $TRIPLE -p lu-vmtest --manifest-path "$LU_TOP/Cargo.toml"
+	cargo build -q --release --locked --target $TRIPLE -p lu-vmtest -p lu-demo \
+	--manifest-path "$LU_TOP/Cargo.toml"
 BIN=$CARGO_TARGET_DIR/$TRIPLE/release
 
-bin_dirs=()
+# The guest's programs: the selftests and lu-demo.
+bin_dirs=(--bin-dir "$BIN")
 for d in "$KBUILD_DIR"/selftests/*/; do
 	bin_dirs+=(--bin-dir "$d")
 done

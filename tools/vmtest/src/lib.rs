@@ -11,4 +11,5 @@ pub mod ktap;
 pub mod monitor;
 pub mod plan;
 pub mod protocol;
+pub mod report;
 pub mod scenario;

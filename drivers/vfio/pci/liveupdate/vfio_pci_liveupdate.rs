@@ -216,15 +216,23 @@ impl FileHandler for VfioPciHandler {
 
     fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
         let vdev = PciCoreDevice::from_bound_cdev_file(file).ok_or(EINVAL)?;
-        let mem = with_record(vdev, |record| {
-            let mut mem = KhoMem::alloc_preserve(abi::encoded_len(record))?;
+        let (mem, len, config_len) = with_record(vdev, |record| {
+            let len = abi::encoded_len(record);
+            let mut mem = KhoMem::alloc_preserve(len)?;
             write_record(vdev.pci_dev(), record, mem.as_bytes_mut())?;
-            Ok(mem)
+            Ok((mem, len, record.vconfig.len()))
         })?;
         let handle = Handle::of(&mem);
         let state = KBox::pin_init(new_mutex!(mem), GFP_KERNEL)?;
         // Last, so that nothing else can fail after the PCI core has the device.
         vdev.pci_dev().liveupdate_preserve()?;
+        dev_info!(
+            vdev.pci_dev().as_ref(),
+            "preserved for Live Update: {} bytes of state (config space {}, PCI state {})\n",
+            len,
+            config_len,
+            len - abi::HEADER_SIZE - config_len
+        );
         Ok(Preservation { handle, state })
     }
 

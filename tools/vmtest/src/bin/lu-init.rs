@@ -67,10 +67,7 @@ fn run_plan(cmdline: &str) -> Result<(), String> {
         report(Event::Exit { index, status });
     }
     match plan.stages.get(n) {
-        Some(next) => {
-            report(Event::Kexec { to: n + 1 });
-            kexec(&next.cmdline)
-        }
+        Some(next) => kexec(n + 1, &next.cmdline),
         None => {
             report(Event::Done);
             Ok(())
@@ -256,7 +253,9 @@ fn pack_dir<W: Write>(w: &mut cpio::Writer<W>, dir: &Path, root_dev: u64) -> io:
     Ok(())
 }
 
-fn kexec(cmdline: &str) -> Result<(), String> {
+/// Loads the kernel for stage `to` and kexecs into it. The kexec is reported once the kernel
+/// is loaded, right before the reboot, so the host times the Live Update itself.
+fn kexec(to: usize, cmdline: &str) -> Result<(), String> {
     const INITRD: &str = "/tmp/lu-initrd.cpio";
     pack_rootfs(INITRD).map_err(|e| format!("packing the initramfs: {e}"))?;
     let kernel = File::open(KERNEL).map_err(|e| format!("{KERNEL}: {e}"))?;
@@ -278,11 +277,11 @@ fn kexec(cmdline: &str) -> Result<(), String> {
     if rc != 0 {
         return Err(format!("kexec_file_load: {}", io::Error::last_os_error()));
     }
-    // SAFETY: sync(2) and reboot(2) take no pointers.
-    unsafe {
-        libc::sync();
-        libc::reboot(libc::LINUX_REBOOT_CMD_KEXEC);
-    }
+    // SAFETY: sync(2) takes no arguments.
+    unsafe { libc::sync() };
+    report(Event::Kexec { to });
+    // SAFETY: reboot(2) takes no pointers.
+    unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_KEXEC) };
     Err(format!("reboot(KEXEC): {}", io::Error::last_os_error()))
 }
 

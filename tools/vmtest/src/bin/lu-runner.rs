@@ -17,6 +17,7 @@ use lu_vmtest::cpio;
 use lu_vmtest::ktap::{Outcome, TestResult};
 use lu_vmtest::monitor::{End, Monitor};
 use lu_vmtest::plan::{self, Plan};
+use lu_vmtest::report::Report;
 use lu_vmtest::scenario::{Device, Scenario};
 
 const USAGE: &str = "usage:
@@ -191,6 +192,7 @@ fn run_scenario(
     let lines = console_lines(&mut child);
     let mut log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut monitor = Monitor::new(plan.stages.len());
+    let mut report = Report::default();
     let limit = Duration::from_secs(scenario.boot_timeout);
     let mut boot_start = Instant::now();
     let end = loop {
@@ -198,6 +200,7 @@ fn run_scenario(
         match lines.recv_timeout(left) {
             Ok(line) => {
                 let _ = writeln!(log_file, "{line}");
+                report.line(&line, Instant::now());
                 let boots = monitor.boots();
                 for p in monitor.line(&line) {
                     println!("    {name}: {p}");
@@ -218,6 +221,12 @@ fn run_scenario(
     let _ = child.wait();
     if let End::TimedOut { secs } = end {
         println!("    {name}: no end after {secs} s: QEMU killed");
+    }
+    if !report.lines().is_empty() {
+        println!("==> report of {name}");
+        for line in report.lines() {
+            println!("    {line}");
+        }
     }
     Ok(monitor.finish(end))
 }

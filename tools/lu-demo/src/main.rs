@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A VMM-like program that keeps QEMU's edu device across a Live Update, with the
+//! `liveupdate` crate: what `make demo` runs in the guest.
+//!
+//! `lu-demo preserve` binds the device through its vfio cdev and iommufd, maps a DMA buffer,
+//! has the device copy a pattern from it into its own memory by DMA, writes a device register,
+//! and preserves the device file (and a memfd with what it expects) in a Live Update session,
+//! which a child process keeps open through the kexec.
+//!
+//! `lu-demo restore`, in the next kernel, retrieves the file, binds it and maps a new DMA
+//! buffer (it then marks the device usable in the kernel log, where the host times it), and
+//! checks that bus mastering is still on, that the register kept its value and that the
+//! device's memory still holds the pattern, read back by DMA; then finishes the session.
+//!
+//! Results are KTAP; lines starting with `# report:` make the report `make demo` prints.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use liveupdate::{DmaBuffer, Ioas, Iommufd, LiveUpdate, Session, VfioDevice, CONFIG_REGION};
+
+const DEVICE: &str = "0000:01:00.0";
+const SESSION: &str = "lu-demo";
+const DEVICE_TOKEN: u64 = 1;
+const STATE_TOKEN: u64 = 2;
+
+/// The edu device's registers (QEMU docs/specs/edu.rst), in BAR 0.
+mod edu {
+    pub const ID: u64 = 0x00;
+    pub const LIVENESS: u64 = 0x04;
+    pub const DMA_SRC: u64 = 0x80;
+    pub const DMA_DST: u64 = 0x88;
+    pub const DMA_COUNT: u64 = 0x90;
+    pub const DMA_CMD: u64 = 0x98;
+    pub const DMA_START: u64 = 1;
+    pub const DMA_TO_RAM: u64 = 2;
+    /// Where the device's own memory is, in its DMA address space.
+    pub const BUFFER: u64 = 0x40000;
+    /// The identification register of an edu device: 0xMMmm00ed.
+    pub const ID_MAGIC: u32 = 0xed;
+}
+
+const IOVA: u64 = 0x10_0000;
+const PATTERN_LEN: usize = 64;
+const LIVENESS_VALUE: u32 = 0x1ace_0ff5;
+const PCI_COMMAND: u64 = 0x04;
+const COMMAND_MEMORY: u16 = 0x2;
+const COMMAND_MASTER: u16 = 0x4;
+
+type Result<T> = std::result::Result<T, String>;
+
+/// KTAP results, with the report lines.
+struct Tap {
+    n: usize,
+    failed: bool,
+}
+
+impl Tap {
+    fn new(plan: usize) -> Self {
+        println!("KTAP version 1\n1..{plan}");
+        Self {
+            n: 0,
+            failed: false,
+        }
+    }
+
+    fn check(&mut self, what: &str, result: Result<()>) {
+        self.n += 1;
+        match result {
+            Ok(()) => println!("ok {} {what}", self.n),
+            Err(e) => {
+                println!("not ok {} {what}\n# {e}", self.n);
+                self.failed = true;
+            }
+        }
+    }
+
+    fn report(&self, line: &str) {
+        println!("# report: {line}");
+    }
+}
+
+fn err(e: liveupdate::Error) -> String {
+    e.to_string()
+}
+
+/// The physical command register, read through sysfs: what vfio shows could hide it.
+fn physical_command() -> Result<u16> {
+    let file =
+        File::open(format!("/sys/bus/pci/devices/{DEVICE}/config")).map_err(|e| e.to_string())?;
+    let mut b = [0; 2];
+    file.read_exact_at(&mut b, PCI_COMMAND)
+        .map_err(|e| e.to_string())?;
+    Ok(u16::from_le_bytes(b))
+}
+
+/// Runs one DMA of `PATTERN_LEN` bytes between IOVA and the device's memory.
+fn dma(device: &VfioDevice, to_ram: bool) -> Result<()> {
+    let bar = device.region(0).map_err(err)?;
+    let (src, dst) = if to_ram {
+        (edu::BUFFER, IOVA)
+    } else {
+        (IOVA, edu::BUFFER)
+    };
+    device.write_u64(&bar, edu::DMA_SRC, src).map_err(err)?;
+    device.write_u64(&bar, edu::DMA_DST, dst).map_err(err)?;
+    device
+        .write_u64(&bar, edu::DMA_COUNT, PATTERN_LEN as u64)
+        .map_err(err)?;
+    let cmd = edu::DMA_START | if to_ram { edu::DMA_TO_RAM } else { 0 };
+    device.write_u64(&bar, edu::DMA_CMD, cmd).map_err(err)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while device.read_u64(&bar, edu::DMA_CMD).map_err(err)? & edu::DMA_START != 0 {
+        if Instant::now() > deadline {
+            return Err("the DMA did not complete within 5 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Binds `device` to a new IOAS with a DMA buffer mapped at `IOVA`.
+fn bind(device: &VfioDevice) -> Result<(Iommufd, Ioas, DmaBuffer)> {
+    let iommufd = Iommufd::open().map_err(err)?;
+    let ioas = iommufd.alloc_ioas().map_err(err)?;
+    device.bind(&iommufd).map_err(err)?;
+    device.attach(ioas).map_err(err)?;
+    let buffer = DmaBuffer::new(2 * PATTERN_LEN).map_err(err)?;
+    iommufd.map(ioas, &buffer, IOVA).map_err(err)?;
+    Ok((iommufd, ioas, buffer))
+}
+
+/// The records of the kernel log, oldest first.
+fn kernel_log() -> Vec<String> {
+    let Ok(mut kmsg) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    let mut buf = vec![0; 8192];
+    // Each read returns one record; EAGAIN once all are read.
+    while let Ok(n) = kmsg.read(&mut buf) {
+        records.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    records
+}
+
+/// What the kernel logged after `prefix`, to the end of the line, in its last record that has
+/// it. (A device's records go on with lines naming the device.)
+fn kernel_log_after(prefix: &str) -> Option<String> {
+    kernel_log().iter().rev().find_map(|r| {
+        let rest = &r[r.find(prefix)? + prefix.len()..];
+        Some(rest.lines().next().unwrap_or_default().trim().to_string())
+    })
+}
+
+/// Writes a mark into the kernel log, where the host sees it as it happens and times it.
+fn mark(name: &str) {
+    if let Ok(mut kmsg) = OpenOptions::new().write(true).open("/dev/kmsg") {
+        // One write, one record.
+        let _ = kmsg.write_all(format!("lu-mark: {name}\n").as_bytes());
+    }
+}
+
+fn pattern() -> Vec<u8> {
+    let seed = std::process::id();
+    (0..PATTERN_LEN)
+        .map(|i| (i as u32 * 37 + seed) as u8)
+        .collect()
+}
+
+fn memfd_with(data: &[u8]) -> Result<OwnedFd> {
+    // SAFETY: a valid NUL-terminated name; the call has no other preconditions.
+    let fd = unsafe { libc::memfd_create(c"lu-demo-state".as_ptr(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(data).map_err(|e| e.to_string())?;
+    Ok(file.into())
+}
+
+/// Keeps the session (and with it the preserved files) open in a child until the kexec.
+fn hold_until_kexec(keep: Vec<Box<dyn std::any::Any>>) -> ! {
+    // SAFETY: the program is single-threaded here; the child only sleeps.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: no preconditions.
+            unsafe { libc::setsid() };
+            let _keep = keep;
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        }
+        _ => std::process::exit(0),
+    }
+}
+
+fn preserve() -> ExitCode {
+    let mut tap = Tap::new(5);
+    let device = match VfioDevice::open(DEVICE) {
+        Ok(d) => d,
+        Err(e) => {
+            tap.check("open the device's vfio cdev", Err(err(e)));
+            return ExitCode::FAILURE;
+        }
+    };
+    let bound = bind(&device);
+    let (iommufd, _ioas, buffer) = match bound {
+        Ok(b) => {
+            tap.check(
+                "bind it to iommufd, attach an IOAS, map a DMA buffer",
+                Ok(()),
+            );
+            b
+        }
+        Err(e) => {
+            tap.check(
+                "bind it to iommufd, attach an IOAS, map a DMA buffer",
+                Err(e),
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let bar = device.region(0);
+    let config = device.region(CONFIG_REGION);
+    let (Ok(bar), Ok(config)) = (bar, config) else {
+        tap.check("find BAR 0 and the config space", Err("no region".into()));
+        return ExitCode::FAILURE;
+    };
+    let id = device.read_u32(&bar, edu::ID).unwrap_or(0);
+    tap.report(&format!(
+        "device: {DEVICE}, QEMU edu (ID register {id:#010x}), bound through iommufd; \
+         BAR 0 {} KiB, config space {} bytes",
+        bar.size / 1024,
+        config.size
+    ));
+    tap.check(
+        "turn on memory decoding and bus mastering",
+        (|| {
+            let mut b = [0; 2];
+            device.read(&config, PCI_COMMAND, &mut b).map_err(err)?;
+            let command = u16::from_le_bytes(b) | COMMAND_MEMORY | COMMAND_MASTER;
+            device
+                .write(&config, PCI_COMMAND, &command.to_le_bytes())
+                .map_err(err)?;
+            match physical_command()? & COMMAND_MASTER {
+                0 => Err("bus mastering is off in the device".into()),
+                _ => Ok(()),
+            }
+        })(),
+    );
+    let pattern = pattern();
+    tap.check(
+        "program the device: DMA a pattern into its memory, write a register",
+        (|| {
+            if id & 0xff != edu::ID_MAGIC {
+                return Err(format!("not an edu device (ID {id:#x})"));
+            }
+            buffer.write(0, &pattern).map_err(err)?;
+            dma(&device, false)?;
+            device
+                .write_u32(&bar, edu::LIVENESS, LIVENESS_VALUE)
+                .map_err(err)?;
+            Ok(())
+        })(),
+    );
+    let luo = LiveUpdate::open();
+    let session = luo.as_ref().map_err(|e| e.to_string()).and_then(|luo| {
+        let session = luo.create_session(SESSION).map_err(err)?;
+        session
+            .preserve(device.as_fd(), DEVICE_TOKEN)
+            .map_err(err)?;
+        let state = memfd_with(&pattern)?;
+        session.preserve(state.as_fd(), STATE_TOKEN).map_err(err)?;
+        Ok((session, state))
+    });
+    let Ok((session, state)) = session else {
+        tap.check(
+            "preserve the device file",
+            Err(session.err().unwrap_or_default()),
+        );
+        return ExitCode::FAILURE;
+    };
+    tap.check(
+        &format!("preserve the device file and the expected state in session {SESSION}"),
+        Ok(()),
+    );
+    tap.report(&format!(
+        "preserved: the device file (token {DEVICE_TOKEN}): {}",
+        kernel_log_after("preserved for Live Update: ")
+            .unwrap_or_else(|| "size not in the kernel log".into())
+    ));
+    tap.report(&format!(
+        "preserved: a memfd with the {PATTERN_LEN}-byte pattern the device holds (token {STATE_TOKEN})"
+    ));
+    if tap.failed {
+        return ExitCode::FAILURE;
+    }
+    let _ = std::io::stdout().flush();
+    hold_until_kexec(vec![
+        Box::new(session),
+        Box::new(state),
+        Box::new(device),
+        Box::new(iommufd),
+        Box::new(buffer),
+    ])
+}
+
+fn restore() -> ExitCode {
+    let mut tap = Tap::new(6);
+    let cdev_busy = VfioDevice::open(DEVICE).err().and_then(|e| e.errno()) == Some(libc::EBUSY);
+    tap.check(
+        "the device's cdev refuses a plain open: it is waiting to be retrieved",
+        if cdev_busy {
+            Ok(())
+        } else {
+            Err("open did not fail with EBUSY".into())
+        },
+    );
+    let retrieved = LiveUpdate::open().and_then(|luo| {
+        let session = luo.retrieve_session(SESSION)?;
+        let device = VfioDevice::from_fd(session.retrieve(DEVICE_TOKEN)?);
+        let state = session.retrieve(STATE_TOKEN)?;
+        Ok((session, device, state))
+    });
+    let (session, device, state): (Session, VfioDevice, OwnedFd) = match retrieved {
+        Ok(r) => r,
+        Err(e) => {
+            tap.check(
+                "retrieve the session, the device file and the state",
+                Err(err(e)),
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let (_iommufd, _ioas, buffer) = match bind(&device) {
+        Ok(b) => b,
+        Err(e) => {
+            tap.check(
+                "bind the retrieved file, attach an IOAS, map a DMA buffer",
+                Err(e),
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    mark("device usable again");
+    tap.check(
+        "retrieve the device file, bind it, attach an IOAS, map a DMA buffer",
+        Ok(()),
+    );
+
+    tap.check(
+        "bus mastering and memory decoding still on in the device (sysfs)",
+        physical_command().and_then(|c| {
+            let on = COMMAND_MASTER | COMMAND_MEMORY;
+            if c & on == on {
+                Ok(())
+            } else {
+                Err(format!("command register {c:#06x}"))
+            }
+        }),
+    );
+    let bar = device.region(0).map_err(err);
+    tap.check(
+        "the device register kept its value",
+        bar.as_ref().map_err(Clone::clone).and_then(|bar| {
+            match device.read_u32(bar, edu::LIVENESS).map_err(err)? {
+                v if v == !LIVENESS_VALUE => Ok(()),
+                v => Err(format!(
+                    "liveness register {v:#x}, expected {:#x}",
+                    !LIVENESS_VALUE
+                )),
+            }
+        }),
+    );
+    let mut expected = vec![0; PATTERN_LEN];
+    let state_file = File::from(state);
+    let pattern_ok = (|| {
+        state_file
+            .read_exact_at(&mut expected, 0)
+            .map_err(|e| e.to_string())?;
+        dma(&device, true)?;
+        let mut got = vec![0; PATTERN_LEN];
+        buffer.read(0, &mut got).map_err(err)?;
+        if got != expected {
+            return Err("the device's memory does not hold the pattern".into());
+        }
+        Ok(())
+    })();
+    tap.check(
+        "the device's memory still holds the pattern, read back by DMA",
+        pattern_ok,
+    );
+    let finished = session.finish().map_err(err);
+    tap.check("finish the session", finished);
+    tap.report(&format!(
+        "verified: bus mastering on, the liveness register, the {PATTERN_LEN}-byte pattern \
+         DMA'd into the device before the update read back by DMA after it{}",
+        if kernel_log_after(&format!(
+            "{DEVICE}: state restored from the previous kernel"
+        ))
+        .is_some()
+        {
+            "; the kernel restored the preserved state instead of resetting the device"
+        } else {
+            ""
+        }
+    ));
+    if tap.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some("preserve") => preserve(),
+        Some("restore") => restore(),
+        _ => {
+            eprintln!("usage: lu-demo preserve|restore");
+            ExitCode::from(2)
+        }
+    }
+}
