@@ -149,9 +149,8 @@ impl PciCoreDevice {
         if state.is_null() {
             return Ok(None);
         }
-        // SAFETY: vfio-pci-core sets `pci_saved_state` with `pci_store_saved_state()`, or
-        // `restore()` with a `SavedState`; it stays until the device is closed, so while `self`
-        // is borrowed.
+        // SAFETY: Made by `pci_store_saved_state()` or a `SavedState` (`restore()`), it stays
+        // until the device is closed, so while `self` is borrowed (type invariant).
         unsafe { SavedStateRef::from_raw(state) }.map(Some)
     }
 

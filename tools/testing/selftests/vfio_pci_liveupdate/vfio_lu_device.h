@@ -96,9 +96,10 @@ static inline off_t region_offset(int fd, __u32 index)
 	return info.offset;
 }
 
-static inline int config_rw(int fd, int write, void *buf, size_t len, off_t at)
+/* Reads or writes @len bytes of region @index at @at; 0 or -1. */
+static inline int region_rw(int fd, __u32 index, int write, void *buf, size_t len, off_t at)
 {
-	off_t base = region_offset(fd, VFIO_PCI_CONFIG_REGION_INDEX);
+	off_t base = region_offset(fd, index);
 	ssize_t done;
 
 	if (base < 0)
@@ -108,29 +109,21 @@ static inline int config_rw(int fd, int write, void *buf, size_t len, off_t at)
 	return done == (ssize_t)len ? 0 : -1;
 }
 
+static inline int config_rw(int fd, int write, void *buf, size_t len, off_t at)
+{
+	return region_rw(fd, VFIO_PCI_CONFIG_REGION_INDEX, write, buf, len, at);
+}
+
+/* Reads or writes the 64-bit register of BAR 0 at @at. */
 static inline int bar0_rw64(int fd, int write, __u64 *val, off_t at)
 {
-	off_t base = region_offset(fd, VFIO_PCI_BAR0_REGION_INDEX);
-	ssize_t done;
-
-	if (base < 0)
-		return -1;
-	done = write ? pwrite(fd, val, sizeof(*val), base + at) :
-		       pread(fd, val, sizeof(*val), base + at);
-	return done == sizeof(*val) ? 0 : -1;
+	return region_rw(fd, VFIO_PCI_BAR0_REGION_INDEX, write, val, sizeof(*val), at);
 }
 
 /* Reads or writes the 32-bit register of BAR 0 at @at. */
 static inline int bar0_rw32(int fd, int write, __u32 *val, off_t at)
 {
-	off_t base = region_offset(fd, VFIO_PCI_BAR0_REGION_INDEX);
-	ssize_t done;
-
-	if (base < 0)
-		return -1;
-	done = write ? pwrite(fd, val, sizeof(*val), base + at) :
-		       pread(fd, val, sizeof(*val), base + at);
-	return done == sizeof(*val) ? 0 : -1;
+	return region_rw(fd, VFIO_PCI_BAR0_REGION_INDEX, write, val, sizeof(*val), at);
 }
 
 #endif /* VFIO_LU_DEVICE_H */
