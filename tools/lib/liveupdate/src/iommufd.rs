@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 //! iommufd: an IO address space and the memory a device may reach through it.
 
-use std::fs::OpenOptions;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
 use iommufd_bindings as sys;
 
 use crate::error::{Error, Op, Result};
-use crate::sys::ioctl;
+use crate::sys::{ioctl, open_rw};
 use crate::uapi::{IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP};
 
 /// An iommufd, `/dev/iommu`: what vfio devices are bound to.
@@ -36,11 +35,7 @@ impl Iommufd {
 
     /// Opens `/dev/iommu`.
     pub fn open() -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(Self::PATH)
-            .map_err(|e| Error::os(Op::OpenIommufd, e))?;
+        let file = open_rw(Self::PATH).map_err(|e| Error::os(Op::OpenIommufd, e))?;
         Ok(Self { fd: file.into() })
     }
 

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `/dev/liveupdate` and its sessions.
 
-use std::fs::OpenOptions;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Op, Result};
-use crate::sys::ioctl;
+use crate::sys::{ioctl, open_rw};
 use crate::uapi::{self, SessionByName, SessionFd, SessionFinish, SessionGetName};
 
 /// The Live Update Orchestrator's device, `/dev/liveupdate`.
@@ -23,11 +22,7 @@ impl LiveUpdate {
 
     /// Opens `/dev/liveupdate`.
     pub fn open() -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(Self::PATH)
-            .map_err(|e| Error::os(Op::OpenLiveUpdate, e))?;
+        let file = open_rw(Self::PATH).map_err(|e| Error::os(Op::OpenLiveUpdate, e))?;
         Ok(Self { fd: file.into() })
     }
 

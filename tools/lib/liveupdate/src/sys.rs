@@ -2,8 +2,14 @@
 //! The system calls the crate makes, each behind a safe function.
 
 use std::ffi::{c_int, c_ulong};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Opens the device node `path` for reading and writing.
+pub(crate) fn open_rw(path: &str) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
 
 /// `_IO(ty, nr)`: the request number of an ioctl that, like the Live Update, VFIO and iommufd
 /// ones, passes its argument's size in the argument itself.

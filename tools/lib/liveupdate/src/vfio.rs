@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! vfio device files opened through the device cdev, as a VMM uses them with iommufd.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
@@ -9,7 +9,7 @@ use vfio_bindings::bindings::vfio as sys;
 
 use crate::error::{Error, Op, Result};
 use crate::iommufd::{Ioas, Iommufd};
-use crate::sys::{ioctl, ioctl_none};
+use crate::sys::{ioctl, ioctl_none, open_rw};
 use crate::uapi::{
     VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_GET_REGION_INFO,
     VFIO_DEVICE_RESET,
@@ -74,10 +74,7 @@ impl VfioDevice {
                 op: Op::OpenVfioDevice,
                 errno: libc::ENOENT,
             })?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/dev/vfio/devices/{name}"))
+        let file = open_rw(&format!("/dev/vfio/devices/{name}"))
             .map_err(|e| Error::os(Op::OpenVfioDevice, e))?;
         Ok(Self { file })
     }
