@@ -25,10 +25,11 @@
  * off) where the preserved one shows none; without that, "kept its value"
  * would prove nothing.
  *
- * A third device (an edu), preserved in a session of its own, is never
- * retrieved: stage 2 finishes that session first, and the device must then be
- * given back to vfio-pci, with bus mastering off, as any device that was not
- * kept.
+ * Two more devices (edus), each preserved in a session of its own, are not
+ * taken back: stage 2 finishes the session of one without retrieving its
+ * file, and of the other after retrieving the file but never binding it;
+ * either device must then be given back to vfio-pci, with bus mastering off,
+ * as any device that was not kept.
  *
  * See tools/vmtest/scenarios/vfio-pci-liveupdate.toml for the machine.
  */
@@ -41,6 +42,7 @@
 #define DEVICE_PCI		"0000:03:00.0"
 #define CONTROL_PCI		"0000:04:00.0"
 #define UNUSED_PCI		"0000:02:00.0"
+#define UNBOUND_PCI		"0000:06:00.0"
 #define PCI_INTERRUPT_LINE	0x3c
 #define TEST_IRQ_LINE		0x5a
 #define IGB_RLPML		0x5004
@@ -52,6 +54,7 @@
 #define SNAPSHOT_TOKEN		0x7f11
 #define UNUSED_TOKEN		0x7f12
 #define UNUSED_SESSION		"vfio-pci-lu-unused"
+#define UNBOUND_SESSION		"vfio-pci-lu-unbound"
 #define UNUSED_DEVICE_TOKEN	0x7f13
 #define UNKNOWN_TOKEN		0x7f1f
 #define STATE_SESSION		"vfio_pci_lu_test_state"
@@ -118,15 +121,15 @@ static int config_hex(int fd, char *hex)
 	return 0;
 }
 
-/* Binds the device at @pci, turns bus mastering on and preserves it alone. */
-static int preserve_unused_device(int luo_fd, const char *pci)
+/* Binds the device at @pci, turns bus mastering on, preserves it in @session. */
+static int preserve_unused_device(int luo_fd, const char *pci, const char *session)
 {
 	int fd = open_bound(pci);
 	int session_fd;
 
 	if (fd < 0 || enable_master(fd, pci))
 		return -1;
-	session_fd = luo_create_session(luo_fd, UNUSED_SESSION);
+	session_fd = luo_create_session(luo_fd, session);
 	if (session_fd < 0)
 		return -1;
 	return luo_session_preserve_fd(session_fd, fd, UNUSED_DEVICE_TOKEN);
@@ -138,7 +141,7 @@ static void run_stage_1(int luo_fd)
 	int session_fd, dev_fd, control_fd, ret;
 
 	ksft_print_header();
-	ksft_set_plan(8);
+	ksft_set_plan(9);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
@@ -169,28 +172,41 @@ static void run_stage_1(int luo_fd)
 			 "preserve the device file\n");
 	ret = luo_session_preserve_fd(session_fd, dev_fd, UNUSED_TOKEN);
 	ksft_test_result(ret == -EBUSY, "preserving it twice is -EBUSY (%d)\n", ret);
-	ksft_test_result(preserve_unused_device(luo_fd, UNUSED_PCI) == 0,
+	ksft_test_result(preserve_unused_device(luo_fd, UNUSED_PCI, UNUSED_SESSION) == 0,
 			 "preserve %s, bus master, alone in a session\n", UNUSED_PCI);
+	ksft_test_result(preserve_unused_device(luo_fd, UNBOUND_PCI, UNBOUND_SESSION) == 0,
+			 "preserve %s, bus master, alone in a session\n", UNBOUND_PCI);
 
 	close(luo_fd);
 	daemonize_and_wait();
 }
 
-/* Stage 2 for the device never retrieved: finishing gives it back. */
-static void check_unused_device(int luo_fd)
+/*
+ * Stage 2 for a device not taken back: its file never retrieved, or retrieved
+ * but never bound (@retrieve). Finishing the session gives the device back.
+ */
+static void check_given_back(int luo_fd, const char *pci, const char *session,
+			     int retrieve)
 {
-	int session_fd = luo_retrieve_session(luo_fd, UNUSED_SESSION);
-	int fd;
+	int session_fd = luo_retrieve_session(luo_fd, session);
+	int file_fd = -1, fd;
+	char logged[64];
 
-	ksft_test_result(session_fd >= 0 && luo_session_finish(session_fd) == 0,
-			 "finish the session of %s without retrieving it\n", UNUSED_PCI);
-	ksft_test_result(kmsg_has(UNUSED_PCI ": never taken back") == 1 &&
-			 bus_master(UNUSED_PCI) == 0,
-			 "%s was reset, bus mastering off\n", UNUSED_PCI);
-	fd = open_bound(UNUSED_PCI);
-	ksft_test_result(fd >= 0, "and is a vfio-pci device like any other again\n");
+	if (retrieve && session_fd >= 0)
+		file_fd = luo_session_retrieve_fd(session_fd, UNUSED_DEVICE_TOKEN);
+	ksft_test_result(session_fd >= 0 && (!retrieve || file_fd >= 0) &&
+			 luo_session_finish(session_fd) == 0,
+			 "finish the session of %s, %s\n", pci,
+			 retrieve ? "its file retrieved but not bound" : "its file not retrieved");
+	snprintf(logged, sizeof(logged), "%s: never taken back", pci);
+	ksft_test_result(kmsg_has(logged) == 1 && bus_master(pci) == 0,
+			 "%s was reset, bus mastering off\n", pci);
+	fd = open_bound(pci);
+	ksft_test_result(fd >= 0, "%s is a vfio-pci device like any other again\n", pci);
 	if (fd >= 0)
 		close(fd);
+	if (file_fd >= 0)
+		close(file_fd);
 	if (session_fd >= 0)
 		close(session_fd);
 }
@@ -202,7 +218,7 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	int session_fd, dev_fd, control_fd, fd, snap_fd, stage;
 
 	ksft_print_header();
-	ksft_set_plan(15);
+	ksft_set_plan(18);
 	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
 	if (stage != 2)
 		fail_exit("expected stage 2, state says %d", stage);
@@ -217,7 +233,8 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	if (fd >= 0)
 		close(fd);
 
-	check_unused_device(luo_fd);
+	check_given_back(luo_fd, UNUSED_PCI, UNUSED_SESSION, 0);
+	check_given_back(luo_fd, UNBOUND_PCI, UNBOUND_SESSION, 1);
 
 	session_fd = luo_retrieve_session(luo_fd, SESSION);
 	if (session_fd < 0)
