@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * What the vfio-pci Live Update selftests do with a device as a VMM would:
- * find its vfio cdev, bind it to iommufd with an IOAS attached, and reach its
- * config space and BAR 0 through the device file.
+ * find its vfio cdev (or group), bind it to iommufd with an IOAS attached,
+ * and reach its config space and BAR 0 through the device file.
  */
 #ifndef VFIO_LU_DEVICE_H
 #define VFIO_LU_DEVICE_H
@@ -42,6 +42,22 @@ static inline const char *device_cdev(const char *pci)
 	}
 	closedir(dir);
 	return NULL;
+}
+
+/* Opens the vfio group file of PCI device @pci (/dev/vfio/N); the fd or -1. */
+static inline int open_group(const char *pci)
+{
+	char link[256], path[300], *group;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci);
+	len = readlink(path, link, sizeof(link) - 1);
+	if (len < 0)
+		return -1;
+	link[len] = 0;
+	group = strrchr(link, '/');
+	snprintf(path, sizeof(path), "/dev/vfio/%s", group ? group + 1 : link);
+	return open(path, O_RDWR);
 }
 
 static inline int open_iommufd_ioas(void)

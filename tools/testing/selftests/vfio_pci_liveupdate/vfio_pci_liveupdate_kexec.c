@@ -9,12 +9,13 @@
  * preserves the device file. The config space as vfio shows it is kept in a
  * memfd preserved alongside, for comparison.
  *
- * After the kexec, stage 2 checks that a plain open of the cdev is refused
- * while the device is incoming, retrieves the file, binds it, and checks that
- * bus mastering is still on in the physical command register (read through
- * sysfs, not vfio), that the config space vfio shows is the one of stage 1 and
- * that the BAR register kept its value; then finishes the session, after
- * which the cdev opens again.
+ * After the kexec, stage 2 checks that a plain open of the cdev, and of the
+ * device through its group, are refused while the device is incoming,
+ * retrieves the file, binds it, and checks that bus mastering is still on in
+ * the physical command register (read through sysfs, not vfio), that the
+ * config space vfio shows is the one of stage 1 and that the BAR register
+ * kept its value; then finishes the session, after which the cdev opens
+ * again.
  *
  * The device is an igb (Intel 82576, 8086:10c9), because its reset shows in
  * its registers: a function reset (FLR) sets every register back to its
@@ -215,10 +216,10 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 {
 	char hex[2 * CONFIG_SIZE + 1];
 	const char *cdev = device_cdev(DEVICE_PCI);
-	int session_fd, dev_fd, control_fd, fd, snap_fd, stage;
+	int session_fd, dev_fd, control_fd, group_fd, fd, snap_fd, stage;
 
 	ksft_print_header();
-	ksft_set_plan(18);
+	ksft_set_plan(19);
 	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
 	if (stage != 2)
 		fail_exit("expected stage 2, state says %d", stage);
@@ -232,6 +233,14 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 			 "opening %s while incoming is -EBUSY\n", cdev);
 	if (fd >= 0)
 		close(fd);
+	group_fd = open_group(DEVICE_PCI);
+	fd = group_fd < 0 ? -1 : ioctl(group_fd, VFIO_GROUP_GET_DEVICE_FD, DEVICE_PCI);
+	ksft_test_result(group_fd >= 0 && fd < 0 && errno == EBUSY,
+			 "VFIO_GROUP_GET_DEVICE_FD while incoming is -EBUSY\n");
+	if (fd >= 0)
+		close(fd);
+	if (group_fd >= 0)
+		close(group_fd);
 
 	check_given_back(luo_fd, UNUSED_PCI, UNUSED_SESSION, 0);
 	check_given_back(luo_fd, UNBOUND_PCI, UNBOUND_SESSION, 1);

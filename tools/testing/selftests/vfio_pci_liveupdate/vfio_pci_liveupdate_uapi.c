@@ -45,26 +45,6 @@ static int open_cdev(const char *pci)
 	return fd;
 }
 
-/* The vfio group file of @pci (/dev/vfio/N), or exits. */
-static int open_group(const char *pci)
-{
-	char link[256], path[300], *group;
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci);
-	len = readlink(path, link, sizeof(link) - 1);
-	if (len < 0)
-		fail_exit("iommu_group of %s", pci);
-	link[len] = 0;
-	group = strrchr(link, '/');
-	snprintf(path, sizeof(path), "/dev/vfio/%s", group ? group + 1 : link);
-	fd = open(path, O_RDWR);
-	if (fd < 0)
-		fail_exit("open %s", path);
-	return fd;
-}
-
 /* Gives the PF the VF token and enables one VF; its vfio cdev fd, bound. */
 static int open_bound_vf(int pf_fd)
 {
@@ -164,6 +144,8 @@ int main(void)
 	expect(luo_session_preserve_fd(session_fd, dev_fd, TOKEN), -ENOENT,
 	       "a device file not bound to iommufd");
 	fd = open_group(GROUP_PCI);
+	if (fd < 0)
+		fail_exit("open the vfio group of %s", GROUP_PCI);
 	expect(luo_session_preserve_fd(session_fd, fd, TOKEN), -ENOENT, "a vfio group fd");
 	close(fd);
 	fd = open("/dev/vfio/vfio", O_RDWR);
