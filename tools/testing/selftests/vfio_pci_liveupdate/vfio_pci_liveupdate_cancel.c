@@ -17,11 +17,11 @@
  * preserved in a session created after the device's, and a kexec is
  * started. LUO freezes the device (host interrupt held, state changes
  * refused), fails on the test file, unfreezes the device and returns the
- * error. The interrupt
- * must then be delivered again, and config writes and VFIO_DEVICE_SET_IRQS
- * work again. The kexec kernel is loaded from the path given as argument;
- * should the cancel not happen, the machine kexecs into it without an
- * initramfs, and the test run fails loudly.
+ * error. The interrupt (MSI) must then be delivered again, and config writes
+ * and VFIO_DEVICE_SET_IRQS work again; a second cancelled kexec checks the
+ * interrupt with INTx. The kexec kernel is loaded from the path given as
+ * argument; should the cancel not happen, the machine kexecs into it without
+ * an initramfs, and the test run fails loudly.
  */
 
 #include <poll.h>
@@ -43,6 +43,8 @@
 #define EDU_ACK_IRQ		0x64
 #define EDU_DMA_SRC		0x80
 #define TEST_DMA_SRC		0x0123456789abcdefULL
+#define MSI			VFIO_PCI_MSI_IRQ_INDEX
+#define INTX			VFIO_PCI_INTX_IRQ_INDEX
 
 #define TEST_DEVICE		"/dev/rust_luo_test"
 #define SET_VALUE		_IO('L', 0x70)
@@ -57,8 +59,11 @@
 #define DEVICE_TOKEN		0x7f21
 #define REFUSING_TOKEN		0x7f22
 
-/* Routes the device's MSI to @efd (-1: turns MSI off); 0 or -errno. */
-static int set_msi(int dev_fd, int efd)
+/*
+ * VFIO_DEVICE_SET_IRQS on interrupt @index: routes it to @efd, or turns it
+ * off (@efd -1), or unmasks INTx (@action VFIO_IRQ_SET_ACTION_UNMASK).
+ */
+static int set_irqs(int dev_fd, __u32 index, __u32 action, int efd)
 {
 	struct {
 		struct vfio_irq_set set;
@@ -66,11 +71,10 @@ static int set_msi(int dev_fd, int efd)
 	} irq = {
 		.set = {
 			.argsz = sizeof(irq),
-			.index = VFIO_PCI_MSI_IRQ_INDEX,
-			.flags = VFIO_IRQ_SET_ACTION_TRIGGER |
-				 (efd < 0 ? VFIO_IRQ_SET_DATA_NONE :
-					    VFIO_IRQ_SET_DATA_EVENTFD),
-			.count = efd < 0 ? 0 : 1,
+			.index = index,
+			.flags = action | (efd < 0 ? VFIO_IRQ_SET_DATA_NONE :
+						     VFIO_IRQ_SET_DATA_EVENTFD),
+			.count = efd < 0 && action == VFIO_IRQ_SET_ACTION_TRIGGER ? 0 : 1,
 		},
 		.fd = efd,
 	};
@@ -78,8 +82,12 @@ static int set_msi(int dev_fd, int efd)
 	return ioctl(dev_fd, VFIO_DEVICE_SET_IRQS, &irq) ? -errno : 0;
 }
 
-/* Makes the device raise its interrupt; 1 if it reaches @efd within 2 s. */
-static int interrupt_arrives(int dev_fd, int efd)
+/*
+ * Makes the device raise its interrupt, which vfio delivers as @index; 1 if
+ * it reaches @efd within 2 s. INTx is acknowledged in the device and
+ * unmasked in vfio for the next one.
+ */
+static int interrupt_arrives(int dev_fd, __u32 index, int efd)
 {
 	struct pollfd pfd = { .fd = efd, .events = POLLIN };
 	__u32 status = 1;
@@ -91,6 +99,9 @@ static int interrupt_arrives(int dev_fd, int efd)
 	got = poll(&pfd, 1, 2000) == 1 &&
 	      read(efd, &count, sizeof(count)) == sizeof(count);
 	bar0_rw32(dev_fd, 1, &status, EDU_ACK_IRQ);
+	if (index == VFIO_PCI_INTX_IRQ_INDEX &&
+	    set_irqs(dev_fd, index, VFIO_IRQ_SET_ACTION_UNMASK, -1))
+		return 0;
 	return got;
 }
 
@@ -135,7 +146,7 @@ int main(int argc, char *argv[])
 		return KSFT_FAIL;
 	}
 	ksft_print_header();
-	ksft_set_plan(12);
+	ksft_set_plan(14);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	luo_fd = luo_open_device();
@@ -156,7 +167,8 @@ int main(int argc, char *argv[])
 			 config_rw(dev_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
 			 bar0_rw64(dev_fd, 1, &dma_src, EDU_DMA_SRC) == 0,
 			 "bind %s, enable it, write a BAR 0 register\n", cdev);
-	ksft_test_result(set_msi(dev_fd, efd) == 0 && interrupt_arrives(dev_fd, efd),
+	ksft_test_result(set_irqs(dev_fd, MSI, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
+			 interrupt_arrives(dev_fd, MSI, efd),
 			 "its MSI reaches an eventfd\n");
 
 	/*
@@ -203,11 +215,21 @@ int main(int argc, char *argv[])
 			 "the kexec is cancelled with the error of that file (%d)\n", ret);
 	ksft_test_result(kmsg_has(DEVICE_PCI ": kexec cancelled") == 1,
 			 "the device was frozen, then unfrozen\n");
-	ksft_test_result(interrupt_arrives(dev_fd, efd),
+	ksft_test_result(interrupt_arrives(dev_fd, MSI, efd),
 			 "its MSI reaches the eventfd again\n");
 	ksft_test_result(config_rw(dev_fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE) == 0,
 			 "config writes work again\n");
-	ksft_test_result(set_msi(dev_fd, -1) == 0, "VFIO_DEVICE_SET_IRQS works again\n");
+	ksft_test_result(set_irqs(dev_fd, MSI, VFIO_IRQ_SET_ACTION_TRIGGER, -1) == 0,
+			 "VFIO_DEVICE_SET_IRQS works again\n");
+
+	/* The same with INTx, which vfio masks at each interrupt. */
+	ksft_test_result(set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
+			 interrupt_arrives(dev_fd, INTX, efd),
+			 "its INTx reaches the eventfd\n");
+	ret = start_kexec(argv[1]);
+	ksft_test_result(ret == -ECANCELED && interrupt_arrives(dev_fd, INTX, efd),
+			 "after another cancelled kexec, its INTx reaches the eventfd again\n");
+	set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
 
 	/* Closing the sessions unpreserves the files; the device file carries on. */
 	close(session_fd);
