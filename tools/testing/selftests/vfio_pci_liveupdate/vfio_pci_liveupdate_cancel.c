@@ -19,7 +19,8 @@
  * refused), fails on the test file, unfreezes the device and returns the
  * error. The interrupt (MSI) must then be delivered again, and config writes
  * and VFIO_DEVICE_SET_IRQS work again; a second cancelled kexec checks the
- * interrupt with INTx. The kexec kernel is loaded from the path given as
+ * interrupt with INTx, and with MSI-X on an igb (0000:04:00.0) preserved in
+ * the same session. The kexec kernel is loaded from the path given as
  * argument; should the cancel not happen, the machine kexecs into it without
  * an initramfs, and the test run fails loudly.
  */
@@ -45,6 +46,16 @@
 #define TEST_DMA_SRC		0x0123456789abcdefULL
 #define MSI			VFIO_PCI_MSI_IRQ_INDEX
 #define INTX			VFIO_PCI_INTX_IRQ_INDEX
+#define MSIX			VFIO_PCI_MSIX_IRQ_INDEX
+
+/* An igb (82576), for MSI-X: setting a bit of EICS raises that vector. */
+#define MSIX_PCI		"0000:04:00.0"
+#define IGB_GPIE		0x1514
+#define IGB_GPIE_MSIX_MODE	0x10
+#define IGB_EICS		0x1520
+#define IGB_EIMS		0x1524
+#define IGB_EICR		0x1580
+#define MSIX_TOKEN		0x7f23
 
 #define TEST_DEVICE		"/dev/rust_luo_test"
 #define SET_VALUE		_IO('L', 0x70)
@@ -105,6 +116,24 @@ static int interrupt_arrives(int dev_fd, __u32 index, int efd)
 	return got;
 }
 
+/* Makes the igb raise MSI-X vector 0; 1 if it reaches @efd within 2 s. */
+static int msix_arrives(int igb_fd, int efd)
+{
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	__u32 gpie = IGB_GPIE_MSIX_MODE, vector0 = 1;
+	uint64_t count;
+	int got;
+
+	if (bar0_rw32(igb_fd, 1, &gpie, IGB_GPIE) ||
+	    bar0_rw32(igb_fd, 1, &vector0, IGB_EIMS) ||
+	    bar0_rw32(igb_fd, 1, &vector0, IGB_EICS))
+		return 0;
+	got = poll(&pfd, 1, 2000) == 1 &&
+	      read(efd, &count, sizeof(count)) == sizeof(count);
+	bar0_rw32(igb_fd, 1, &vector0, IGB_EICR);
+	return got;
+}
+
 /* A test file standing for nothing, or for the device when @pci. */
 static int test_file(int pci)
 {
@@ -138,7 +167,8 @@ int main(int argc, char *argv[])
 	const char *cdev = device_cdev(DEVICE_PCI);
 	__u8 irq_line = 0x4b;
 	__u64 dma_src = TEST_DMA_SRC;
-	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, efd, fd, ret;
+	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, igb_fd, fd, ret;
+	int efd, msix_efd;
 	__u16 cmd;
 
 	if (argc != 2) {
@@ -146,7 +176,7 @@ int main(int argc, char *argv[])
 		return KSFT_FAIL;
 	}
 	ksft_print_header();
-	ksft_set_plan(14);
+	ksft_set_plan(16);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	luo_fd = luo_open_device();
@@ -158,7 +188,8 @@ int main(int argc, char *argv[])
 	if (dev_fd < 0)
 		fail_exit("open %s", cdev);
 	efd = eventfd(0, EFD_NONBLOCK);
-	if (efd < 0)
+	msix_efd = eventfd(0, EFD_NONBLOCK);
+	if (efd < 0 || msix_efd < 0)
 		fail_exit("eventfd");
 
 	ksft_test_result(bind_device(dev_fd) == 0 &&
@@ -222,13 +253,27 @@ int main(int argc, char *argv[])
 	ksft_test_result(set_irqs(dev_fd, MSI, VFIO_IRQ_SET_ACTION_TRIGGER, -1) == 0,
 			 "VFIO_DEVICE_SET_IRQS works again\n");
 
-	/* The same with INTx, which vfio masks at each interrupt. */
+	/*
+	 * The same with INTx, which vfio masks at each interrupt, and with
+	 * MSI-X on an igb preserved in the same session.
+	 */
 	ksft_test_result(set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
 			 interrupt_arrives(dev_fd, INTX, efd),
 			 "its INTx reaches the eventfd\n");
+	igb_fd = device_cdev(MSIX_PCI) ? open(device_cdev(MSIX_PCI), O_RDWR) : -1;
+	ksft_test_result(igb_fd >= 0 && bind_device(igb_fd) == 0 &&
+			 config_rw(igb_fd, 0, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
+			 (cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) &&
+			 config_rw(igb_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
+			 set_irqs(igb_fd, MSIX, VFIO_IRQ_SET_ACTION_TRIGGER, msix_efd) == 0 &&
+			 msix_arrives(igb_fd, msix_efd) &&
+			 luo_session_preserve_fd(session_fd, igb_fd, MSIX_TOKEN) == 0,
+			 "an igb's MSI-X reaches an eventfd; preserve it too\n");
 	ret = start_kexec(argv[1]);
 	ksft_test_result(ret == -ECANCELED && interrupt_arrives(dev_fd, INTX, efd),
-			 "after another cancelled kexec, its INTx reaches the eventfd again\n");
+			 "after another cancelled kexec, the INTx reaches the eventfd again\n");
+	ksft_test_result(msix_arrives(igb_fd, msix_efd),
+			 "and the igb's MSI-X reaches its eventfd again\n");
 	set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
 
 	/* Closing the sessions unpreserves the files; the device file carries on. */
@@ -239,6 +284,7 @@ int main(int argc, char *argv[])
 			 dma_src == TEST_DMA_SRC && bus_master(DEVICE_PCI) == 1,
 			 "after the session is closed the device is as it was\n");
 	close(refusing_fd);
+	close(igb_fd);
 	close(dev_fd);
 	close(luo_fd);
 	ksft_finished();
