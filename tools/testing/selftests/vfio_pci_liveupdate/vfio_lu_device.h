@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
+#include <lu_pci_sysfs.h>
 
 static int iommufd = -1;
 static __u32 ioas_id;
@@ -140,6 +141,51 @@ static inline int bar0_rw64(int fd, int write, __u64 *val, off_t at)
 static inline int bar0_rw32(int fd, int write, __u32 *val, off_t at)
 {
 	return region_rw(fd, VFIO_PCI_BAR0_REGION_INDEX, write, val, sizeof(*val), at);
+}
+
+/* Opens the cdev of @pci and binds it; the fd, or -1. */
+static inline int open_bound(const char *pci)
+{
+	const char *cdev = device_cdev(pci);
+	int fd = cdev ? open(cdev, O_RDWR) : -1;
+
+	if (fd >= 0 && bind_device(fd)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Turns memory decoding and bus mastering on through vfio, and checks in
+ * sysfs that the device at @pci has bus mastering on; 0 or -1.
+ */
+static inline int enable_master(int fd, const char *pci)
+{
+	__u16 cmd;
+
+	if (config_rw(fd, 0, &cmd, sizeof(cmd), PCI_COMMAND))
+		return -1;
+	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	if (config_rw(fd, 1, &cmd, sizeof(cmd), PCI_COMMAND))
+		return -1;
+	return bus_master(pci) == 1 ? 0 : -1;
+}
+
+/*
+ * The igb (Intel 82576) register whose reset shows: a function reset sets
+ * the Receive Long Packet Maximum Length back to 0x2600.
+ */
+#define IGB_RLPML		0x5004
+#define IGB_RLPML_RESET		0x2600
+
+/* RLPML of the igb behind @fd, or 0 when unreadable. */
+static inline __u32 igb_rlpml(int fd)
+{
+	__u32 val = 0;
+
+	bar0_rw32(fd, 0, &val, IGB_RLPML);
+	return val;
 }
 
 #endif /* VFIO_LU_DEVICE_H */

@@ -34,7 +34,6 @@
 #include <linux/kexec.h>
 #include <linux/reboot.h>
 #include <libliveupdate.h>
-#include <lu_pci_sysfs.h>
 #include "vfio_lu_device.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
@@ -169,7 +168,6 @@ int main(int argc, char *argv[])
 	__u64 dma_src = TEST_DMA_SRC;
 	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, igb_fd, fd, ret;
 	int efd, msix_efd;
-	__u16 cmd;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s KERNEL-IMAGE\n", argv[0]);
@@ -184,20 +182,17 @@ int main(int argc, char *argv[])
 		fail_exit("open /dev/liveupdate");
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
-	dev_fd = open(cdev, O_RDWR);
-	if (dev_fd < 0)
-		fail_exit("open %s", cdev);
 	efd = eventfd(0, EFD_NONBLOCK);
 	msix_efd = eventfd(0, EFD_NONBLOCK);
 	if (efd < 0 || msix_efd < 0)
 		fail_exit("eventfd");
 
-	ksft_test_result(bind_device(dev_fd) == 0 &&
-			 config_rw(dev_fd, 0, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
-			 (cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) &&
-			 config_rw(dev_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
+	dev_fd = open_bound(DEVICE_PCI);
+	ksft_test_result(dev_fd >= 0 && enable_master(dev_fd, DEVICE_PCI) == 0 &&
 			 bar0_rw64(dev_fd, 1, &dma_src, EDU_DMA_SRC) == 0,
 			 "bind %s, enable it, write a BAR 0 register\n", cdev);
+	if (dev_fd < 0)
+		fail_exit("no device to go on with");
 	ksft_test_result(set_irqs(dev_fd, MSI, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
 			 interrupt_arrives(dev_fd, MSI, efd),
 			 "its MSI reaches an eventfd\n");
@@ -260,11 +255,8 @@ int main(int argc, char *argv[])
 	ksft_test_result(set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
 			 interrupt_arrives(dev_fd, INTX, efd),
 			 "its INTx reaches the eventfd\n");
-	igb_fd = device_cdev(MSIX_PCI) ? open(device_cdev(MSIX_PCI), O_RDWR) : -1;
-	ksft_test_result(igb_fd >= 0 && bind_device(igb_fd) == 0 &&
-			 config_rw(igb_fd, 0, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
-			 (cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) &&
-			 config_rw(igb_fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) == 0 &&
+	igb_fd = open_bound(MSIX_PCI);
+	ksft_test_result(igb_fd >= 0 && enable_master(igb_fd, MSIX_PCI) == 0 &&
 			 set_irqs(igb_fd, MSIX, VFIO_IRQ_SET_ACTION_TRIGGER, msix_efd) == 0 &&
 			 msix_arrives(igb_fd, msix_efd) &&
 			 luo_session_preserve_fd(session_fd, igb_fd, MSIX_TOKEN) == 0,

@@ -37,7 +37,6 @@
 
 #include <stdlib.h>
 #include <libliveupdate.h>
-#include <lu_pci_sysfs.h>
 #include "vfio_lu_device.h"
 
 #define DEVICE_PCI		"0000:03:00.0"
@@ -46,8 +45,6 @@
 #define UNBOUND_PCI		"0000:06:00.0"
 #define PCI_INTERRUPT_LINE	0x3c
 #define TEST_IRQ_LINE		0x5a
-#define IGB_RLPML		0x5004
-#define IGB_RLPML_RESET		0x2600
 #define TEST_RLPML		0x1234
 
 #define SESSION			"vfio-pci-lu-test"
@@ -63,32 +60,6 @@
 
 #define CONFIG_SIZE		256
 
-/* Opens the cdev of @pci and binds it; the fd, or -1. */
-static int open_bound(const char *pci)
-{
-	const char *cdev = device_cdev(pci);
-	int fd = cdev ? open(cdev, O_RDWR) : -1;
-
-	if (fd >= 0 && bind_device(fd)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Turns memory decoding and bus mastering on through vfio; 0 or -1. */
-static int enable_master(int fd, const char *pci)
-{
-	__u16 cmd;
-
-	if (config_rw(fd, 0, &cmd, sizeof(cmd), PCI_COMMAND))
-		return -1;
-	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-	if (config_rw(fd, 1, &cmd, sizeof(cmd), PCI_COMMAND))
-		return -1;
-	return bus_master(pci) == 1 ? 0 : -1;
-}
-
 /* Writes the test values into Interrupt Line and RLPML; 0 or -1. */
 static int write_test_values(int fd)
 {
@@ -98,15 +69,6 @@ static int write_test_values(int fd)
 	if (config_rw(fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE))
 		return -1;
 	return bar0_rw32(fd, 1, &rlpml, IGB_RLPML);
-}
-
-/* RLPML of the device behind @fd, or 0 when unreadable. */
-static __u32 rlpml(int fd)
-{
-	__u32 val = 0;
-
-	bar0_rw32(fd, 0, &val, IGB_RLPML);
-	return val;
 }
 
 /* The config space as vfio shows it, in hex, into @hex (2 * CONFIG_SIZE + 1). */
@@ -153,14 +115,14 @@ static void run_stage_1(int luo_fd)
 		fail_exit("no device to go on with");
 	ksft_test_result(enable_master(dev_fd, DEVICE_PCI) == 0,
 			 "memory decoding and bus mastering on\n");
-	ksft_test_result(write_test_values(dev_fd) == 0 && rlpml(dev_fd) == TEST_RLPML,
+	ksft_test_result(write_test_values(dev_fd) == 0 && igb_rlpml(dev_fd) == TEST_RLPML,
 			 "write the Interrupt Line and RLPML (BAR 0) registers\n");
 
 	/* The control: the same, but not preserved; kept open up to the kexec. */
 	control_fd = open_bound(CONTROL_PCI);
 	ksft_test_result(control_fd >= 0 && enable_master(control_fd, CONTROL_PCI) == 0 &&
 			 write_test_values(control_fd) == 0 &&
-			 rlpml(control_fd) == TEST_RLPML,
+			 igb_rlpml(control_fd) == TEST_RLPML,
 			 "set up the control %s the same way, not preserved\n", CONTROL_PCI);
 
 	session_fd = luo_create_session(luo_fd, SESSION);
@@ -260,7 +222,7 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	if (dev_fd >= 0 && config_hex(dev_fd, hex) == 0)
 		snap_fd = restore_and_verify_memfd(session_fd, SNAPSHOT_TOKEN, hex);
 	ksft_test_result(snap_fd >= 0, "vfio shows the config space of stage 1\n");
-	ksft_test_result(dev_fd >= 0 && rlpml(dev_fd) == TEST_RLPML,
+	ksft_test_result(dev_fd >= 0 && igb_rlpml(dev_fd) == TEST_RLPML,
 			 "RLPML kept its value: the device was not reset\n");
 	ksft_test_result(kmsg_has(DEVICE_PCI ": state restored from the previous kernel") == 1,
 			 "the kernel restored the preserved state, without a reset\n");
@@ -269,9 +231,9 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	control_fd = open_bound(CONTROL_PCI);
 	ksft_test_result(control_fd >= 0 && bus_master(CONTROL_PCI) == 0,
 			 "control %s: opens, bus mastering off\n", CONTROL_PCI);
-	ksft_test_result(control_fd >= 0 && rlpml(control_fd) == IGB_RLPML_RESET,
+	ksft_test_result(control_fd >= 0 && igb_rlpml(control_fd) == IGB_RLPML_RESET,
 			 "control %s: RLPML back to its reset value %#x (%#x)\n",
-			 CONTROL_PCI, IGB_RLPML_RESET, control_fd >= 0 ? rlpml(control_fd) : 0);
+			 CONTROL_PCI, IGB_RLPML_RESET, control_fd >= 0 ? igb_rlpml(control_fd) : 0);
 	if (control_fd >= 0)
 		close(control_fd);
 

@@ -17,12 +17,10 @@
 
 #include <stdlib.h>
 #include <libliveupdate.h>
-#include <lu_pci_sysfs.h>
 #include "vfio_lu_device.h"
 
 #define FIRST_PCI		"0000:01:00.0"
 #define SECOND_PCI		"0000:02:00.0"
-#define IGB_RLPML		0x5004
 #define SECOND_RLPML		0x0bbc
 #define STAGES			4
 
@@ -38,27 +36,13 @@ static __u32 first_rlpml(int stage)
 	return 0x1000 + 0x100 * stage;
 }
 
-static __u32 rlpml(int fd)
-{
-	__u32 val = 0;
-
-	bar0_rw32(fd, 0, &val, IGB_RLPML);
-	return val;
-}
-
 /* Binds a new device file, turns bus mastering on and writes RLPML. */
 static int set_up(const char *pci, __u32 value)
 {
-	const char *cdev = device_cdev(pci);
-	int fd = cdev ? open(cdev, O_RDWR) : -1;
-	__u16 cmd;
+	int fd = open_bound(pci);
 
-	if (fd < 0 || bind_device(fd) ||
-	    config_rw(fd, 0, &cmd, sizeof(cmd), PCI_COMMAND))
-		return -1;
-	cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
-	if (config_rw(fd, 1, &cmd, sizeof(cmd), PCI_COMMAND) ||
-	    bar0_rw32(fd, 1, &value, IGB_RLPML) || rlpml(fd) != value)
+	if (fd < 0 || enable_master(fd, pci) ||
+	    bar0_rw32(fd, 1, &value, IGB_RLPML) || igb_rlpml(fd) != value)
 		return -1;
 	return fd;
 }
@@ -88,7 +72,7 @@ static int take_back(int luo_fd, const char *name, const char *pci, __u32 value)
 	ksft_test_result(fd >= 0 && bind_device(fd) == 0,
 			 "%s: retrieve and bind %s\n", name, pci);
 	ksft_test_result(bus_master(pci) == 1, "%s: bus mastering still on\n", pci);
-	got = fd >= 0 ? rlpml(fd) : 0;
+	got = fd >= 0 ? igb_rlpml(fd) : 0;
 	ksft_test_result(got == value, "%s: RLPML kept %#x (%#x)\n", pci, value, got);
 	ksft_test_result(session_fd >= 0 && luo_session_finish(session_fd) == 0,
 			 "%s: finish the session\n", name);
@@ -136,7 +120,7 @@ static void run_later_stage(int luo_fd, int state_session_fd, int stage)
 
 	/* Use the device, then keep it across one more update. */
 	ksft_test_result(first_fd >= 0 && bar0_rw32(first_fd, 1, &value, IGB_RLPML) == 0 &&
-			 rlpml(first_fd) == value,
+			 igb_rlpml(first_fd) == value,
 			 "write RLPML %#x into the device taken back\n", value);
 	ksft_test_result(preserve(luo_fd, FIRST_SESSION, first_fd) == 0,
 			 "preserve it again, for the kexec into stage %d\n", stage + 1);

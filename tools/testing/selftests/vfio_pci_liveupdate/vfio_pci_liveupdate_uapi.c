@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <libliveupdate.h>
-#include <lu_pci_sysfs.h>
 #include "vfio_lu_device.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
@@ -76,25 +75,6 @@ static int open_bound_vf(int pf_fd)
 	if (bind_device_token(fd, vf_token))
 		fail_exit("bind the VF of %s", SRIOV_PF);
 	return fd;
-}
-
-/* LIVEUPDATE_SESSION_RETRIEVE_FD; the fd or -errno. */
-static int retrieve(int session_fd, __u64 token)
-{
-	struct liveupdate_session_retrieve_fd arg = {
-		.size = sizeof(arg),
-		.token = token,
-	};
-
-	return ioctl(session_fd, LIVEUPDATE_SESSION_RETRIEVE_FD, &arg) ? -errno : arg.fd;
-}
-
-/* LIVEUPDATE_SESSION_FINISH; 0 or -errno. */
-static int finish(int session_fd)
-{
-	struct liveupdate_session_finish arg = { .size = sizeof(arg) };
-
-	return ioctl(session_fd, LIVEUPDATE_SESSION_FINISH, &arg) ? -errno : 0;
 }
 
 /* In a child that dropped root: -errno of opening @path, or 0. */
@@ -173,8 +153,9 @@ int main(void)
 	       "the same file in another session");
 	expect(luo_session_preserve_fd(session_fd, pipe_fds[0], TOKEN), -EEXIST,
 	       "another file under the token in use");
-	expect(retrieve(session_fd, TOKEN), -EINVAL, "retrieve from an outgoing session");
-	expect(finish(session_fd), -EINVAL, "finish an outgoing session");
+	expect(luo_session_retrieve_fd(session_fd, TOKEN), -EINVAL,
+	       "retrieve from an outgoing session");
+	expect(luo_session_finish(session_fd), -EINVAL, "finish an outgoing session");
 
 	/* Closing a session unpreserves its files, in LUO and in the PCI core. */
 	close(session_fd);
