@@ -13,3 +13,4 @@ pub mod plan;
 pub mod protocol;
 pub mod report;
 pub mod scenario;
+pub mod traffic;

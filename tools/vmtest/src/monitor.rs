@@ -19,6 +19,8 @@ const KERNEL_PROBLEMS: &[&str] = &[
     "unreferenced object",
     "INFO: task hung",
     "rcu: INFO:",
+    // An interrupt line disabled after an unhandled interrupt storm.
+    "nobody cared",
 ];
 
 /// The line every kernel prints first; a new one means a new boot.
@@ -329,6 +331,15 @@ mod tests {
         let log = GOOD_TWO_STAGES.replace(
             "<lu> done",
             "WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2\n<lu> done",
+        );
+        assert_eq!(failures(&run(2, &log, End::Exited)), ["boot 2: kernel"]);
+    }
+
+    #[test]
+    fn an_interrupt_storm_fails() {
+        let log = GOOD_TWO_STAGES.replace(
+            "<lu> done",
+            "irq 10: nobody cared (try booting with the \"irqpoll\" option)\n<lu> done",
         );
         assert_eq!(failures(&run(2, &log, End::Exited)), ["boot 2: kernel"]);
     }

@@ -51,6 +51,15 @@ pub struct Device {
     /// devices create them. Without it the device gets a new port.
     #[serde(default)]
     pub port: Option<usize>,
+    /// A NIC that keeps receiving frames from the host for the whole run, kexecs included
+    /// (see [`crate::traffic`]).
+    #[serde(default)]
+    pub traffic: bool,
+    /// The slot of the device's own root port on the root bus, instead of the next free one.
+    /// q35 routes the INTx of the devices behind a root port by its slot (PIRQ slot % 8):
+    /// slots 8 apart share their lines.
+    #[serde(default)]
+    pub port_slot: Option<u8>,
 }
 
 impl Device {
@@ -58,8 +67,12 @@ impl Device {
     pub fn ports(devices: &[Device]) -> Result<(Vec<usize>, usize), String> {
         let mut created = 0;
         let mut out = Vec::new();
+        let mut slots = Vec::new();
         for dev in devices {
             let port = match dev.port {
+                Some(_) if dev.port_slot.is_some() => {
+                    return Err(format!("{}: port_slot is for a port of its own", dev.model))
+                }
                 Some(p) if (1..=created).contains(&p) => p,
                 Some(p) => return Err(format!("{}: no root port {p} before it", dev.model)),
                 None => {
@@ -67,6 +80,15 @@ impl Device {
                     created
                 }
             };
+            if let Some(slot) = dev.port_slot {
+                if !(1..32).contains(&slot) || slots.contains(&slot) {
+                    return Err(format!(
+                        "{}: port_slot {slot} is taken or out of 1..31",
+                        dev.model
+                    ));
+                }
+                slots.push(slot);
+            }
             out.push(port);
         }
         Ok((out, created))
@@ -214,10 +236,28 @@ mod tests {
             model: "edu".into(),
             props: None,
             port,
+            traffic: false,
+            port_slot: None,
         };
         let devices = [dev(None), dev(Some(1)), dev(None), dev(Some(2))];
         assert_eq!(Device::ports(&devices), Ok((vec![1, 1, 2, 2], 2)));
         assert!(Device::ports(&[dev(None), dev(Some(2))]).is_err());
+        let at = |port_slot| Device {
+            port_slot: Some(port_slot),
+            ..dev(None)
+        };
+        assert_eq!(Device::ports(&[dev(None), at(12)]), Ok((vec![1, 2], 2)));
+        assert!(Device::ports(&[at(12), at(12)]).is_err());
+        assert!(Device::ports(&[at(0)]).is_err());
+        assert!(Device::ports(&[at(32)]).is_err());
+        assert!(Device::ports(&[
+            dev(None),
+            Device {
+                port: Some(1),
+                ..at(9)
+            }
+        ])
+        .is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use lu_vmtest::monitor::{End, Monitor};
 use lu_vmtest::plan::{self, Plan};
 use lu_vmtest::report::Report;
 use lu_vmtest::scenario::{Device, Scenario};
+use lu_vmtest::traffic::Source;
 
 const USAGE: &str = "usage:
   lu-runner test  --kernel BZIMAGE [--bin-dir DIR]... [--module KO]... [--out DIR] SCENARIO.toml...
@@ -177,9 +178,19 @@ fn run_scenario(
     let initrd = opts.out.join(format!("{name}.cpio"));
     let programs: Vec<String> = scenario.programs().into_iter().map(String::from).collect();
     write_initramfs(&initrd, &plan, &programs, plan.stages.len() > 1, opts)?;
+    // Frame sources of the NICs that keep receiving; they stop when dropped, after QEMU.
+    let sources = scenario
+        .devices
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.traffic)
+        .map(|(i, _)| Source::start(&format!("lu-traffic{i}")).map(|s| (i, s)))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(|e| format!("frame source: {e}"))?;
     let mut qemu = qemu_command(
         opts,
         &scenario.devices,
+        &sources,
         scenario.memory_mib,
         &initrd,
         &plan.stages[0].cmdline,
@@ -262,6 +273,7 @@ fn console_lines(child: &mut Child) -> mpsc::Receiver<String> {
 fn qemu_command(
     opts: &Options,
     devices: &[Device],
+    sources: &[(usize, Source)],
     memory_mib: u32,
     initrd: &Path,
     cmdline: &str,
@@ -290,17 +302,27 @@ fn qemu_command(
     // Scenarios are validated when parsed; a shell's devices each get their own port.
     let (ports, created) = Device::ports(devices).unwrap_or_default();
     for port in 1..=created {
+        let addr = devices
+            .iter()
+            .zip(&ports)
+            .find_map(|(d, p)| d.port_slot.filter(|_| *p == port))
+            .map(|slot| format!(",addr={slot:#x}"))
+            .unwrap_or_default();
         c.args([
             "-device",
-            &format!("pcie-root-port,id=rp{port},chassis={port},slot={port}"),
+            &format!("pcie-root-port,id=rp{port},chassis={port},slot={port}{addr}"),
         ]);
     }
-    for (dev, port) in devices.iter().zip(ports) {
-        let props = dev
+    for (i, (dev, port)) in devices.iter().zip(ports).enumerate() {
+        let mut props = dev
             .props
             .as_deref()
             .map(|p| format!(",{p}"))
             .unwrap_or_default();
+        if let Some((_, source)) = sources.iter().find(|(d, _)| *d == i) {
+            c.args(["-netdev", &source.netdev()]);
+            props.push_str(&format!(",netdev={}", source.id()));
+        }
         c.args(["-device", &format!("{},bus=rp{port}{props}", dev.model)]);
     }
     c.arg("-kernel")
@@ -390,9 +412,11 @@ fn shell(opts: &Options) -> Result<bool, String> {
             model: m.clone(),
             props: None,
             port: None,
+            traffic: false,
+            port_slot: None,
         })
         .collect();
-    let mut qemu = qemu_command(opts, &devices, 1024, &initrd, &plan.stages[0].cmdline);
+    let mut qemu = qemu_command(opts, &devices, &[], 1024, &initrd, &plan.stages[0].cmdline);
     // Ctrl-A X quits QEMU; Ctrl-A C reaches its monitor.
     qemu.args(["-serial", "mon:stdio"]);
     println!("booting {} (Ctrl-A X quits)", opts.kernel.display());
