@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * What the vfio-pci Live Update selftests do with a device as a VMM would:
- * find its vfio cdev (or group), bind it to iommufd with an IOAS attached,
- * and reach its config space and BAR 0 through the device file.
+ * find its vfio cdev (or group), bind it to iommufd, map memory into an IOAS
+ * and attach it, reach its config space and BAR 0 through the device file,
+ * and route its interrupts to eventfds.
  */
 #ifndef VFIO_LU_DEVICE_H
 #define VFIO_LU_DEVICE_H
@@ -10,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,17 +63,61 @@ static inline int open_group(const char *pci)
 	return open(path, O_RDWR);
 }
 
-static inline int open_iommufd_ioas(void)
+/* A new IOAS of the iommufd; its id, or 0 with errno set. */
+static inline __u32 alloc_ioas(void)
 {
 	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
 
+	return ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc) ? 0 : alloc.out_ioas_id;
+}
+
+static inline int open_iommufd_ioas(void)
+{
 	iommufd = open("/dev/iommu", O_RDWR);
 	if (iommufd < 0)
 		return -errno;
-	if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc))
-		return -errno;
-	ioas_id = alloc.out_ioas_id;
-	return 0;
+	ioas_id = alloc_ioas();
+	return ioas_id ? 0 : -errno;
+}
+
+/* Maps @len bytes at @va into @ioas at exactly @iova, readable and writable; 0 or -errno. */
+static inline int ioas_map(__u32 ioas, void *va, size_t len, __u64 iova)
+{
+	struct iommu_ioas_map map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = ioas,
+		.user_va = (uintptr_t)va,
+		.length = len,
+		.iova = iova,
+	};
+
+	return ioctl(iommufd, IOMMU_IOAS_MAP, &map) ? -errno : 0;
+}
+
+/* Binds @fd to iommufd, with the VF token @vf_token (16 bytes) unless NULL; 0 or -errno. */
+static inline int bind_iommufd(int fd, const __u8 *vf_token)
+{
+	struct vfio_device_bind_iommufd bind = {
+		.argsz = sizeof(bind),
+		.flags = vf_token ? VFIO_DEVICE_BIND_FLAG_TOKEN : 0,
+		.iommufd = iommufd,
+		.token_uuid_ptr = (uintptr_t)vf_token,
+	};
+
+	return ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) ? -errno : 0;
+}
+
+/* Attaches the bound @fd to @ioas, whose mappings its DMA then goes through; 0 or -errno. */
+static inline int attach_ioas(int fd, __u32 ioas)
+{
+	struct vfio_device_attach_iommufd_pt attach = {
+		.argsz = sizeof(attach),
+		.pt_id = ioas,
+	};
+
+	return ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) ? -errno : 0;
 }
 
 /*
@@ -80,22 +126,7 @@ static inline int open_iommufd_ioas(void)
  */
 static inline int bind_device_token(int fd, const __u8 *vf_token)
 {
-	struct vfio_device_bind_iommufd bind = {
-		.argsz = sizeof(bind),
-		.flags = vf_token ? VFIO_DEVICE_BIND_FLAG_TOKEN : 0,
-		.iommufd = iommufd,
-		.token_uuid_ptr = (uintptr_t)vf_token,
-	};
-	struct vfio_device_attach_iommufd_pt attach = {
-		.argsz = sizeof(attach),
-		.pt_id = ioas_id,
-	};
-
-	if (ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
-		return -errno;
-	if (ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
-		return -errno;
-	return 0;
+	return bind_iommufd(fd, vf_token) ?: attach_ioas(fd, ioas_id);
 }
 
 static inline int bind_device(int fd)
@@ -173,19 +204,35 @@ static inline int enable_master(int fd, const char *pci)
 }
 
 /*
- * The igb (Intel 82576) register whose reset shows: a function reset sets
- * the Receive Long Packet Maximum Length back to 0x2600.
+ * VFIO_DEVICE_SET_IRQS on interrupt @index: routes it to @efd, or turns it
+ * off (@efd -1), or unmasks INTx (@action VFIO_IRQ_SET_ACTION_UNMASK).
  */
-#define IGB_RLPML		0x5004
-#define IGB_RLPML_RESET		0x2600
-
-/* RLPML of the igb behind @fd, or 0 when unreadable. */
-static inline __u32 igb_rlpml(int fd)
+static inline int set_irqs(int dev_fd, __u32 index, __u32 action, int efd)
 {
-	__u32 val = 0;
+	struct {
+		struct vfio_irq_set set;
+		__s32 fd;
+	} irq = {
+		.set = {
+			.argsz = sizeof(irq),
+			.index = index,
+			.flags = action | (efd < 0 ? VFIO_IRQ_SET_DATA_NONE :
+						     VFIO_IRQ_SET_DATA_EVENTFD),
+			.count = efd < 0 && action == VFIO_IRQ_SET_ACTION_TRIGGER ? 0 : 1,
+		},
+		.fd = efd,
+	};
 
-	bar0_rw32(fd, 0, &val, IGB_RLPML);
-	return val;
+	return ioctl(dev_fd, VFIO_DEVICE_SET_IRQS, &irq) ? -errno : 0;
+}
+
+/* 1 when the eventfd @efd is signalled within @ms milliseconds; it is read. */
+static inline int eventfd_fired(int efd, int ms)
+{
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	uint64_t count;
+
+	return poll(&pfd, 1, ms) == 1 && read(efd, &count, sizeof(count)) == sizeof(count);
 }
 
 #endif /* VFIO_LU_DEVICE_H */

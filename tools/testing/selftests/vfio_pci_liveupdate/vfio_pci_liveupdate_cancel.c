@@ -25,7 +25,6 @@
  * an initramfs, and the test run fails loudly.
  */
 
-#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -34,26 +33,19 @@
 #include <linux/kexec.h>
 #include <linux/reboot.h>
 #include <libliveupdate.h>
-#include "vfio_lu_device.h"
+#include "edu.h"
+#include "igb.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
 #define DEVICE_ADDR		0x000100	/* domain << 16 | bus << 8 | devfn */
 #define PCI_INTERRUPT_LINE	0x3c
-#define EDU_RAISE_IRQ		0x60
-#define EDU_ACK_IRQ		0x64
-#define EDU_DMA_SRC		0x80
 #define TEST_DMA_SRC		0x0123456789abcdefULL
 #define MSI			VFIO_PCI_MSI_IRQ_INDEX
 #define INTX			VFIO_PCI_INTX_IRQ_INDEX
 #define MSIX			VFIO_PCI_MSIX_IRQ_INDEX
 
-/* An igb (82576), for MSI-X: setting a bit of EICS raises that vector. */
+/* An igb (82576), for MSI-X. */
 #define MSIX_PCI		"0000:04:00.0"
-#define IGB_GPIE		0x1514
-#define IGB_GPIE_MSIX_MODE	0x10
-#define IGB_EICS		0x1520
-#define IGB_EIMS		0x1524
-#define IGB_EICR		0x1580
 #define MSIX_TOKEN		0x7f23
 
 #define TEST_DEVICE		"/dev/rust_luo_test"
@@ -68,70 +60,6 @@
 #define OTHER_TOKEN		0x7f20
 #define DEVICE_TOKEN		0x7f21
 #define REFUSING_TOKEN		0x7f22
-
-/*
- * VFIO_DEVICE_SET_IRQS on interrupt @index: routes it to @efd, or turns it
- * off (@efd -1), or unmasks INTx (@action VFIO_IRQ_SET_ACTION_UNMASK).
- */
-static int set_irqs(int dev_fd, __u32 index, __u32 action, int efd)
-{
-	struct {
-		struct vfio_irq_set set;
-		__s32 fd;
-	} irq = {
-		.set = {
-			.argsz = sizeof(irq),
-			.index = index,
-			.flags = action | (efd < 0 ? VFIO_IRQ_SET_DATA_NONE :
-						     VFIO_IRQ_SET_DATA_EVENTFD),
-			.count = efd < 0 && action == VFIO_IRQ_SET_ACTION_TRIGGER ? 0 : 1,
-		},
-		.fd = efd,
-	};
-
-	return ioctl(dev_fd, VFIO_DEVICE_SET_IRQS, &irq) ? -errno : 0;
-}
-
-/*
- * Makes the device raise its interrupt, which vfio delivers as @index; 1 if
- * it reaches @efd within 2 s. INTx is acknowledged in the device and
- * unmasked in vfio for the next one.
- */
-static int interrupt_arrives(int dev_fd, __u32 index, int efd)
-{
-	struct pollfd pfd = { .fd = efd, .events = POLLIN };
-	__u32 status = 1;
-	uint64_t count;
-	int got;
-
-	if (bar0_rw32(dev_fd, 1, &status, EDU_RAISE_IRQ))
-		return 0;
-	got = poll(&pfd, 1, 2000) == 1 &&
-	      read(efd, &count, sizeof(count)) == sizeof(count);
-	bar0_rw32(dev_fd, 1, &status, EDU_ACK_IRQ);
-	if (index == VFIO_PCI_INTX_IRQ_INDEX &&
-	    set_irqs(dev_fd, index, VFIO_IRQ_SET_ACTION_UNMASK, -1))
-		return 0;
-	return got;
-}
-
-/* Makes the igb raise MSI-X vector 0; 1 if it reaches @efd within 2 s. */
-static int msix_arrives(int igb_fd, int efd)
-{
-	struct pollfd pfd = { .fd = efd, .events = POLLIN };
-	__u32 gpie = IGB_GPIE_MSIX_MODE, vector0 = 1;
-	uint64_t count;
-	int got;
-
-	if (bar0_rw32(igb_fd, 1, &gpie, IGB_GPIE) ||
-	    bar0_rw32(igb_fd, 1, &vector0, IGB_EIMS) ||
-	    bar0_rw32(igb_fd, 1, &vector0, IGB_EICS))
-		return 0;
-	got = poll(&pfd, 1, 2000) == 1 &&
-	      read(efd, &count, sizeof(count)) == sizeof(count);
-	bar0_rw32(igb_fd, 1, &vector0, IGB_EICR);
-	return got;
-}
 
 /* A test file standing for nothing, or for the device when @pci. */
 static int test_file(int pci)
@@ -194,7 +122,7 @@ int main(int argc, char *argv[])
 	if (dev_fd < 0)
 		fail_exit("no device to go on with");
 	ksft_test_result(set_irqs(dev_fd, MSI, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
-			 interrupt_arrives(dev_fd, MSI, efd),
+			 edu_interrupt_arrives(dev_fd, MSI, efd),
 			 "its MSI reaches an eventfd\n");
 
 	/*
@@ -241,7 +169,7 @@ int main(int argc, char *argv[])
 			 "the kexec is cancelled with the error of that file (%d)\n", ret);
 	ksft_test_result(kmsg_has(DEVICE_PCI ": kexec cancelled") == 1,
 			 "the device was frozen, then unfrozen\n");
-	ksft_test_result(interrupt_arrives(dev_fd, MSI, efd),
+	ksft_test_result(edu_interrupt_arrives(dev_fd, MSI, efd),
 			 "its MSI reaches the eventfd again\n");
 	ksft_test_result(config_rw(dev_fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE) == 0,
 			 "config writes work again\n");
@@ -253,18 +181,18 @@ int main(int argc, char *argv[])
 	 * MSI-X on an igb preserved in the same session.
 	 */
 	ksft_test_result(set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
-			 interrupt_arrives(dev_fd, INTX, efd),
+			 edu_interrupt_arrives(dev_fd, INTX, efd),
 			 "its INTx reaches the eventfd\n");
 	igb_fd = open_bound(MSIX_PCI);
 	ksft_test_result(igb_fd >= 0 && enable_master(igb_fd, MSIX_PCI) == 0 &&
 			 set_irqs(igb_fd, MSIX, VFIO_IRQ_SET_ACTION_TRIGGER, msix_efd) == 0 &&
-			 msix_arrives(igb_fd, msix_efd) &&
+			 igb_msix_arrives(igb_fd, msix_efd) &&
 			 luo_session_preserve_fd(session_fd, igb_fd, MSIX_TOKEN) == 0,
 			 "an igb's MSI-X reaches an eventfd; preserve it too\n");
 	ret = start_kexec(argv[1]);
-	ksft_test_result(ret == -ECANCELED && interrupt_arrives(dev_fd, INTX, efd),
+	ksft_test_result(ret == -ECANCELED && edu_interrupt_arrives(dev_fd, INTX, efd),
 			 "after another cancelled kexec, the INTx reaches the eventfd again\n");
-	ksft_test_result(msix_arrives(igb_fd, msix_efd),
+	ksft_test_result(igb_msix_arrives(igb_fd, msix_efd),
 			 "and the igb's MSI-X reaches its eventfd again\n");
 	set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
 

@@ -37,7 +37,7 @@
 
 #include <stdlib.h>
 #include <libliveupdate.h>
-#include "vfio_lu_device.h"
+#include "igb.h"
 
 #define DEVICE_PCI		"0000:03:00.0"
 #define CONTROL_PCI		"0000:04:00.0"

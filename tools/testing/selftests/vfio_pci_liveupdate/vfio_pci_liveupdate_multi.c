@@ -17,7 +17,7 @@
 
 #include <stdlib.h>
 #include <libliveupdate.h>
-#include "vfio_lu_device.h"
+#include "igb.h"
 
 #define FIRST_PCI		"0000:01:00.0"
 #define SECOND_PCI		"0000:02:00.0"

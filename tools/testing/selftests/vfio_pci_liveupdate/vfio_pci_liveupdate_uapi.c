@@ -15,13 +15,12 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <libliveupdate.h>
-#include "vfio_lu_device.h"
+#include "edu.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
 #define SRIOV_PF		"0000:05:00.0"
 /* A device whose cdev is not open: vfio refuses its group while one is. */
 #define GROUP_PCI		"0000:02:00.0"
-#define EDU_DMA_SRC		0x80
 #define TEST_DMA_SRC		0x00c0ffee00c0ffeeULL
 
 #define SESSION			"vfio-pci-lu-uapi"

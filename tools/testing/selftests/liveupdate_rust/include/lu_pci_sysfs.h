@@ -16,6 +16,9 @@
 #define PCI_COMMAND		0x04
 #define PCI_COMMAND_MEMORY	0x2
 #define PCI_COMMAND_MASTER	0x4
+#define PCI_COMMAND_INTX_DISABLE 0x400
+#define PCI_STATUS		0x06
+#define PCI_STATUS_INTERRUPT	0x08
 
 static inline int pci_sysfs_open(const char *bdf, const char *attr, int flags)
 {
@@ -38,18 +41,34 @@ static inline int pci_sysfs_write(const char *bdf, const char *attr, const char 
 	return ok ? 0 : -1;
 }
 
-/* The command register, read from config space through sysfs; -1 on error. */
-static inline int pci_command(const char *bdf)
+/*
+ * Reads up to @len bytes of the config space of @bdf from offset @at through
+ * sysfs: the bytes read (the device may have fewer), or -1.
+ */
+static inline ssize_t pci_config_read(const char *bdf, void *buf, size_t len, off_t at)
 {
-	unsigned short cmd;
 	int fd = pci_sysfs_open(bdf, "config", O_RDONLY);
-	int ok;
+	ssize_t got;
 
 	if (fd < 0)
 		return -1;
-	ok = pread(fd, &cmd, sizeof(cmd), PCI_COMMAND) == sizeof(cmd);
+	got = pread(fd, buf, len, at);
 	close(fd);
-	return ok ? cmd : -1;
+	return got;
+}
+
+/* The 16-bit config register of @bdf at @at, read through sysfs; -1 on error. */
+static inline int pci_config_word(const char *bdf, off_t at)
+{
+	unsigned short val;
+
+	return pci_config_read(bdf, &val, sizeof(val), at) == sizeof(val) ? val : -1;
+}
+
+/* The command register; -1 on error. */
+static inline int pci_command(const char *bdf)
+{
+	return pci_config_word(bdf, PCI_COMMAND);
 }
 
 /* Whether the kernel log holds @needle: 1, 0, or -1 on error. */
