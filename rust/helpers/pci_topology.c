@@ -7,6 +7,11 @@ __rust_helper int rust_helper_pci_dev_domain_nr(struct pci_dev *dev)
 	return pci_domain_nr(dev->bus);
 }
 
+__rust_helper bool rust_helper_pci_is_bridge(struct pci_dev *dev)
+{
+	return pci_is_bridge(dev);
+}
+
 __rust_helper bool rust_helper_pci_dev_is_virtfn(struct pci_dev *dev)
 {
 	return dev->is_virtfn;

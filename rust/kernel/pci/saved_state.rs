@@ -135,6 +135,12 @@ pub struct SavedState {
     len: usize,
 }
 
+// SAFETY: The state is memory the object owns, read through shared references only, and
+// freed with `kfree()`, which any thread may call.
+unsafe impl Send for SavedState {}
+// SAFETY: As above.
+unsafe impl Sync for SavedState {}
+
 impl SavedState {
     /// Lays out `config_header` and `caps` as the PCI core does. `EINVAL` for a capability
     /// without data, `E2BIG` for more than [`MAX_CAPS`].

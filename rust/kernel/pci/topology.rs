@@ -15,6 +15,12 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         nr as u32
     }
 
+    /// Whether this is a bridge (PCI-to-PCI or CardBus), with buses of its own below.
+    pub fn is_bridge(&self) -> bool {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        unsafe { bindings::pci_is_bridge(self.as_raw()) }
+    }
+
     /// Whether this is an SR-IOV virtual function.
     pub fn is_virtfn(&self) -> bool {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
@@ -63,7 +69,9 @@ mod tests {
         assert_eq!(dev.domain_nr(), 0);
         assert_eq!(dev.dev_id(), 0x0100);
         assert!(!dev.is_virtfn());
+        assert!(!dev.is_bridge());
         let port = dev.upstream_bridge().ok_or(ENODEV)?;
+        assert!(port.is_bridge());
         assert_eq!(port.dev_id(), u16::from(devfn(1)));
         assert!(port.upstream_bridge().is_none());
         let host = Device::get(0, 0, devfn(0)).ok_or(ENODEV)?;
