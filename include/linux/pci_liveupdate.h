@@ -37,12 +37,16 @@ int pci_liveupdate_preserve(struct pci_dev *dev);
 int pci_liveupdate_unpreserve(struct pci_dev *dev);
 int pci_liveupdate_freeze(struct pci_dev *dev);
 void pci_liveupdate_unfreeze(struct pci_dev *dev);
-bool pci_liveupdate_keep_bus_master(struct pci_dev *dev);
 bool pci_liveupdate_is_incoming(struct pci_dev *dev);
 int pci_liveupdate_finish(struct pci_dev *dev);
 
 /* For the PCI core: enumeration found @dev. */
 void pci_liveupdate_setup_device(struct pci_dev *dev);
+/*
+ * For the PCI core: 0 when a driver may bind to @dev now, -EBUSY while @dev
+ * is incoming and the driver is not one that leaves its DMA to userspace.
+ */
+int pci_liveupdate_check_probe(struct pci_dev *dev, bool driver_managed_dma);
 /* For the PCI core: keep the bus numbers @bridge comes up with. */
 bool pci_liveupdate_keep_bus_numbers(struct pci_dev *bridge);
 
@@ -76,11 +80,6 @@ static inline void pci_liveupdate_unfreeze(struct pci_dev *dev)
 {
 }
 
-static inline bool pci_liveupdate_keep_bus_master(struct pci_dev *dev)
-{
-	return false;
-}
-
 static inline bool pci_liveupdate_is_incoming(struct pci_dev *dev)
 {
 	return false;
@@ -95,10 +94,38 @@ static inline void pci_liveupdate_setup_device(struct pci_dev *dev)
 {
 }
 
+static inline int pci_liveupdate_check_probe(struct pci_dev *dev,
+					     bool driver_managed_dma)
+{
+	return 0;
+}
+
 static inline bool pci_liveupdate_keep_bus_numbers(struct pci_dev *bridge)
 {
 	return false;
 }
 
 #endif /* CONFIG_PCI_LIVEUPDATE */
+
+/**
+ * pci_liveupdate_translation_continues - Whether @dev's DMA stays translated by
+ *					  the IOMMU across the kexec
+ * @dev: a device the kexec shuts down
+ *
+ * The kexec switches IOMMU translation off, and the next kernel boots with it
+ * off until its IOMMU driver starts: a device that masters the bus meanwhile
+ * reaches any host memory. So the kexec shutdown clears bus mastering of
+ * every device, except one whose translation provably continues into the
+ * next kernel. No IOMMU driver hands its translation over yet, so that is no
+ * device, preserved or not: a preserved device is quiesced like any other,
+ * not reset, and gets bus mastering back in the next kernel once its user
+ * has an IOMMU domain for it again.
+ *
+ * Return: false.
+ */
+static inline bool pci_liveupdate_translation_continues(struct pci_dev *dev)
+{
+	return false;
+}
+
 #endif /* _LINUX_PCI_LIVEUPDATE_H */

@@ -14,8 +14,10 @@ struct vfio_pci_core_device;
 #ifdef CONFIG_VFIO_PCI_LIVEUPDATE
 /*
  * True while the device is being opened through a file retrieved from a Live
- * Update session and its preserved state has not been restored yet: the open
- * then neither clears bus mastering nor resets the device.
+ * Update session and its preserved state, validated against the device, has
+ * not been restored yet: the open then neither resets the device nor unmasks
+ * its INTx. A state that does not validate is dropped, and the answer is
+ * false: the device is reset as usual.
  */
 bool vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev);
 /*
@@ -24,6 +26,12 @@ bool vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev);
  * keeps the state derived at open, with a warning.
  */
 void vfio_pci_liveupdate_restore(struct vfio_pci_core_device *vdev);
+/*
+ * The device was attached to an IOAS or HWPT: its DMA is translated again. A
+ * device restored from the previous kernel gets bus mastering back then, if
+ * it had it.
+ */
+void vfio_pci_liveupdate_attached(struct vfio_pci_core_device *vdev);
 /* -EBUSY for a state-changing ioctl while the device is frozen for a kexec. */
 int vfio_pci_liveupdate_check_ioctl(struct vfio_pci_core_device *vdev,
 				    unsigned int cmd);
@@ -39,6 +47,11 @@ vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev)
 
 static inline void
 vfio_pci_liveupdate_restore(struct vfio_pci_core_device *vdev)
+{
+}
+
+static inline void
+vfio_pci_liveupdate_attached(struct vfio_pci_core_device *vdev)
 {
 }
 

@@ -9,16 +9,23 @@
 //! that LUO preserves with the first file of any handler registered with
 //! `pci_liveupdate_register_flb()`.
 //!
-//! The next kernel reads that record back the first time it asks whether a device is incoming
+//! At the freeze before the kexec, a preserved device's interrupts are masked at the device
+//! ([`interrupts`]). At the kexec shutdown its bus mastering is cleared like every device's:
+//! the IOMMU stops translating at the kexec, and a device mastering the bus then would reach
+//! any host memory. The device is not reset; its driver in the next kernel gives it bus
+//! mastering back once an IOMMU domain translates its DMA again.
+//!
+//! The next kernel reads the record back the first time it asks whether a device is incoming
 //! (from PCI enumeration), validates it as a whole, and answers from it until the driver calls
-//! `pci_liveupdate_finish()`.
+//! `pci_liveupdate_finish()`. While a device is incoming, enumeration leaves its configuration
+//! as the previous kernel left it, and nothing but its Live Update driver may bind to it or
+//! reset the bus it is on.
 //!
 //! Unlike the C proposal upstream, nothing here panics. Handed-over state that does not
 //! validate is rejected with a message saying why, and the kernel boots as if nothing had been
-//! preserved: the devices take the normal path (bus mastering cleared, reset on open), which
-//! stops whatever DMA they were doing. That is a lost update for the VMs using them, never
-//! memory corruption. A device preserved but never finished is reported, not fatal: it keeps
-//! running under its driver as any other device would.
+//! preserved: the devices take the normal path (reset on open). That is a lost update for the
+//! VMs using them, never memory corruption: bus mastering is off since the kexec. A device
+//! preserved but never finished is reported, not fatal.
 //!
 //! One reader/writer semaphore guards both tables. Lock order: LUO's FLB locks, then ours;
 //! nothing here calls into LUO while holding ours.
@@ -32,6 +39,7 @@ use kernel::{
 };
 
 pub mod abi;
+mod interrupts;
 pub mod table;
 
 use abi::{DevId, Header, COMPATIBLE, ENTRY_SIZE, HEADER_SIZE, VERSION};
@@ -114,13 +122,20 @@ fn errno(e: TableError) -> Error {
     }
 }
 
+/// A device its driver froze for the kexec.
+struct Frozen {
+    id: DevId,
+    /// What masking its interrupts changed, undone if the kexec is cancelled.
+    masked: interrupts::Masked,
+}
+
 /// The outgoing record: the table, and its copy in KHO memory for the next kernel.
 struct OutgoingRecord {
     header: KhoMem<Outgoing>,
     entries: Pin<KBox<KhoBlockSet<[u8; ENTRY_SIZE]>>>,
     table: DeviceTable,
-    /// Devices whose driver froze them for the kexec; no change is allowed while any is.
-    frozen: usize,
+    /// Devices frozen for the kexec; no change to the table is allowed while any is.
+    frozen: KVec<Frozen>,
 }
 
 impl OutgoingRecord {
@@ -129,7 +144,7 @@ impl OutgoingRecord {
             header: KhoMem::alloc_preserve(HEADER_SIZE)?,
             entries: KBox::pin_init(KhoBlockSet::new(), GFP_KERNEL)?,
             table: Table::new(KVec::new()),
-            frozen: 0,
+            frozen: KVec::new(),
         };
         record.write_header();
         Ok(record)
@@ -154,7 +169,7 @@ impl OutgoingRecord {
     /// Applies `change` to the table and copies the result to KHO memory; when the copy fails,
     /// `undo` restores the table, so a failed call changes nothing.
     fn update(&mut self, path: &[DevId], change: TableOp, undo: TableOp) -> Result {
-        if self.frozen > 0 {
+        if !self.frozen.is_empty() {
             return Err(EINVAL);
         }
         change(&mut self.table, path).map_err(errno)?;
@@ -366,34 +381,41 @@ fn unpreserve(dev: &pci::Device) -> Result {
     tables.outgoing.as_mut().ok_or(ENOENT)?.unpreserve(&path)
 }
 
-/// The kexec is under way for `dev`: no preserve or unpreserve until [`unfreeze`].
+/// The kexec is under way for `dev`: its interrupts are masked at the device, and no preserve
+/// or unpreserve is allowed until [`unfreeze`].
 fn freeze(dev: &pci::Device) -> Result {
     let mut tables = tables()?.write();
     let record = tables.outgoing.as_mut().ok_or(ENOENT)?;
-    record.table.refcount(id_of(dev)).ok_or(ENOENT)?;
-    record.frozen += 1;
+    let id = id_of(dev);
+    record.table.refcount(id).ok_or(ENOENT)?;
+    if record.frozen.iter().any(|f| f.id == id) {
+        return Err(EBUSY);
+    }
+    record.frozen.reserve(1, GFP_KERNEL)?;
+    let masked = interrupts::mask(dev).inspect_err(|e| {
+        dev_err!(dev.as_ref(), "cannot mask its interrupts: {:?}\n", e);
+    })?;
+    // Room was reserved above.
+    let _ = record.frozen.push_within_capacity(Frozen { id, masked });
     Ok(())
 }
 
-/// The kexec was cancelled for `dev`.
+/// The kexec was cancelled for `dev`: its interrupts are as they were before [`freeze`].
 fn unfreeze(dev: &pci::Device) {
     let Ok(tables) = tables() else { return };
-    if let Some(record) = tables.write().outgoing.as_mut() {
-        if record.table.refcount(id_of(dev)).is_some() {
-            record.frozen = record.frozen.saturating_sub(1);
+    let mut tables = tables.write();
+    let Some(record) = tables.outgoing.as_mut() else {
+        return;
+    };
+    let id = id_of(dev);
+    let Some(at) = record.frozen.iter().position(|f| f.id == id) else {
+        return;
+    };
+    if let Ok(frozen) = record.frozen.remove(at) {
+        if let Err(e) = interrupts::unmask(dev, &frozen.masked) {
+            dev_err!(dev.as_ref(), "cannot unmask its interrupts: {:?}\n", e);
         }
     }
-}
-
-/// Whether the kexec shutdown must leave bus mastering on: `dev` is preserved, or a bridge
-/// above a preserved device.
-fn keep_bus_master(dev: &pci::Device) -> bool {
-    let Ok(tables) = tables() else { return false };
-    tables
-        .read()
-        .outgoing
-        .as_ref()
-        .is_some_and(|r| r.table.refcount(id_of(dev)).is_some())
 }
 
 /// Whether the previous kernel preserved `dev` and its driver has not finished with it.
@@ -407,14 +429,30 @@ fn is_incoming(dev: &pci::Device) -> bool {
         .is_some_and(|t| t.refcount(id_of(dev)).is_some())
 }
 
-/// Enumeration found `dev`: say so when it comes preserved from the previous kernel. The first
-/// call validates the handed-over record, so it is never used half-read.
+/// Enumeration found `dev`: say so when it comes preserved from the previous kernel, and keep
+/// it quiet until its driver takes it back. The first call validates the handed-over record,
+/// so it is never used half-read.
 fn setup_device(dev: &pci::Device) {
-    if is_incoming(dev) {
-        dev_info!(
+    if !is_incoming(dev) {
+        return;
+    }
+    dev_info!(
+        dev.as_ref(),
+        "preserved by the previous kernel; incoming until its driver finishes it\n"
+    );
+    // The previous kernel masked the interrupts of the devices it preserved; one that did not
+    // would leave them to fire before any handler is ready here. Bridges only lead to the
+    // preserved devices: their interrupts are their own driver's.
+    if dev.is_bridge() {
+        return;
+    }
+    match interrupts::mask(dev) {
+        Ok(masked) if masked.changed_anything() => dev_warn!(
             dev.as_ref(),
-            "preserved by the previous kernel; incoming until its driver finishes it\n"
-        );
+            "its interrupts came unmasked from the previous kernel; masked them\n"
+        ),
+        Ok(_) => {}
+        Err(e) => dev_err!(dev.as_ref(), "cannot mask its interrupts: {:?}\n", e),
     }
 }
 
@@ -436,16 +474,31 @@ fn finish(dev: &pci::Device) -> Result {
     table.finish(&path).map_err(errno)
 }
 
+/// A driver is about to bind to `dev`. While `dev` is incoming, only a driver that leaves its
+/// DMA to userspace (`driver_managed_dma`: VFIO drivers) may take it: it is still its VM's, and
+/// any other driver would set it up for the kernel's use, starting with a reset. Bridges above
+/// it go to their own driver as usual.
+fn check_probe(dev: &pci::Device, driver_managed_dma: bool) -> Result {
+    if driver_managed_dma || dev.is_bridge() || !is_incoming(dev) {
+        return Ok(());
+    }
+    dev_warn!(
+        dev.as_ref(),
+        "preserved by the previous kernel: only a VFIO driver may bind until it is finished\n"
+    );
+    Err(EBUSY)
+}
+
 kernel::export_pci_device_fns! {
-    pci_liveupdate_preserve -> c_int = preserve;
-    pci_liveupdate_unpreserve -> c_int = unpreserve;
-    pci_liveupdate_freeze -> c_int = freeze;
-    pci_liveupdate_unfreeze -> () = unfreeze;
-    pci_liveupdate_keep_bus_master -> bool = keep_bus_master;
-    pci_liveupdate_is_incoming -> bool = is_incoming;
-    pci_liveupdate_setup_device -> () = setup_device;
-    pci_liveupdate_keep_bus_numbers -> bool = keep_bus_numbers;
-    pci_liveupdate_finish -> c_int = finish;
+    pci_liveupdate_preserve() -> c_int = preserve;
+    pci_liveupdate_unpreserve() -> c_int = unpreserve;
+    pci_liveupdate_freeze() -> c_int = freeze;
+    pci_liveupdate_unfreeze() -> () = unfreeze;
+    pci_liveupdate_is_incoming() -> bool = is_incoming;
+    pci_liveupdate_setup_device() -> () = setup_device;
+    pci_liveupdate_check_probe(driver_managed_dma: bool) -> c_int = check_probe;
+    pci_liveupdate_keep_bus_numbers() -> bool = keep_bus_numbers;
+    pci_liveupdate_finish() -> c_int = finish;
 }
 
 #[cfg(CONFIG_PCI_LIVEUPDATE_KUNIT_TEST)]
@@ -453,7 +506,7 @@ kernel::export_pci_device_fns! {
 mod tests {
     use super::*;
     use abi::Entry;
-    use kernel::{kho::testing::FailAllocs, sync::aref::ARef};
+    use kernel::{bindings, kho::testing::FailAllocs, sync::aref::ARef};
 
     /// A device of the test machine (tools/vmtest): root port 00:01.0, and two functions of
     /// one device behind it, 01:00.0 and 01:00.1.
@@ -509,11 +562,29 @@ mod tests {
         record.preserve(&path_of(&f0)?)?;
         assert_eq!(record.preserve(&path_of(&f0)?), Err(EBUSY));
         assert_eq!(record.unpreserve(&path_of(&f1)?), Err(ENOENT));
-        record.frozen = 1;
+        let masked = interrupts::mask(&f0)?;
+        let id = id_of(&f0);
+        record.frozen.push(Frozen { id, masked }, GFP_KERNEL)?;
         assert_eq!(record.preserve(&path_of(&f1)?), Err(EINVAL));
         assert_eq!(record.unpreserve(&path_of(&f0)?), Err(EINVAL));
         assert_eq!(handed_over(&record)?.0.nr_devices, 2);
-        Ok(())
+        interrupts::unmask(&f0, &masked)
+    }
+
+    #[test]
+    fn interrupts_are_masked_at_the_device_then_as_before() -> Result {
+        let f0 = dev(1, 0, 0)?;
+        let intx_disable = bindings::PCI_COMMAND_INTX_DISABLE as u16;
+        let before = f0.command();
+        f0.config_write16(bindings::PCI_COMMAND as u16, before & !intx_disable)?;
+        let masked = interrupts::mask(&f0)?;
+        assert!(masked.changed_anything());
+        assert_ne!(f0.command() & intx_disable, 0);
+        // Masking what is masked changes nothing, and so has nothing to undo.
+        assert!(!interrupts::mask(&f0)?.changed_anything());
+        interrupts::unmask(&f0, &masked)?;
+        assert_eq!(f0.command() & intx_disable, 0);
+        f0.config_write16(bindings::PCI_COMMAND as u16, before)
     }
 
     #[test]

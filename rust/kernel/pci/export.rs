@@ -61,27 +61,31 @@ pub unsafe fn call_with_device<R: IntoC>(
 
 /// Exports Rust functions of a `&pci::Device` as C functions of a `struct pci_dev *`.
 ///
-/// Each line names the C function, its C return type, and the Rust function it calls, whose
-/// result is converted with [`IntoC`]: `Result` becomes 0 or a negative errno.
+/// Each line names the C function, its further arguments, its C return type, and the Rust
+/// function it calls with the device and those arguments, whose result is converted with
+/// [`IntoC`]: `Result` becomes 0 or a negative errno.
 ///
 /// ```ignore
 /// kernel::export_pci_device_fns! {
-///     pci_liveupdate_preserve -> c_int = preserve;
-///     pci_liveupdate_is_incoming -> bool = is_incoming;
+///     pci_liveupdate_preserve() -> c_int = preserve;
+///     pci_liveupdate_check_probe(driver_managed_dma: bool) -> c_int = check_probe;
 /// }
 /// ```
 #[macro_export]
 macro_rules! export_pci_device_fns {
-    ($($c_name:ident -> $ret:ty = $rust:path;)*) => {$(
+    ($($c_name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $rust:path;)*) => {$(
         /// C entry point of the Rust function of the same purpose.
         ///
         /// # Safety
         ///
         /// `dev` points to a valid `struct pci_dev` for the duration of the call.
         #[no_mangle]
-        pub unsafe extern "C" fn $c_name(dev: *mut $crate::bindings::pci_dev) -> $ret {
+        pub unsafe extern "C" fn $c_name(
+            dev: *mut $crate::bindings::pci_dev,
+            $($arg: $ty),*
+        ) -> $ret {
             // SAFETY: Passed on to the caller of this function (see above).
-            unsafe { $crate::pci::call_with_device(dev, $rust) }
+            unsafe { $crate::pci::call_with_device(dev, |d| $rust(d, $($arg),*)) }
         }
     )*};
 }

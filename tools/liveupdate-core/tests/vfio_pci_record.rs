@@ -2,7 +2,7 @@
 //! Tests of the vfio-pci Live Update record: codec, validator, corrupted records.
 
 use liveupdate_core::vfio_pci::abi::{
-    address, encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State,
+    address, encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State, BARS,
     CAP_HEADER_SIZE, COMPATIBLE, FLAG_BIG_ENDIAN, FLAG_BUS_MASTER, FLAG_RESET_WORKS, HEADER_SIZE,
     MAX_CAPS, VERSION,
 };
@@ -84,6 +84,26 @@ fn a_record_round_trips() {
         .map(|c| (c.cap_nr, c.extended, c.data.to_vec()))
         .collect();
     assert_eq!(caps, sample.caps);
+}
+
+#[test]
+fn a_device_whose_bars_moved_is_refused() {
+    let bytes = Sample::new().bytes();
+    let record = parse(&bytes, &EDU).unwrap();
+    // The sample's config header holds 0x1000_0000 + its dword index; BARs are dwords 4 to 9.
+    let mut bars: [u32; BARS] = core::array::from_fn(|i| 0x1000_0004 + i as u32);
+    assert_eq!(record.check_bars(&bars), Ok(()));
+    bars[5] = 0xfe00_0000;
+    let moved = Invalid::Bar {
+        index: 5,
+        recorded: 0x1000_0009,
+        found: 0xfe00_0000,
+    };
+    assert_eq!(record.check_bars(&bars), Err(moved));
+    assert_eq!(
+        moved.to_string(),
+        "BAR 5 is 0xfe000000 here, was 0x10000009 in the previous kernel"
+    );
 }
 
 #[test]

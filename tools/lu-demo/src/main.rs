@@ -359,7 +359,7 @@ fn restore() -> ExitCode {
     );
 
     tap.check(
-        "bus mastering and memory decoding still on in the device (sysfs)",
+        "bus mastering back on once the IOAS is attached, memory decoding kept (sysfs)",
         physical_command().and_then(|c| {
             let on = COMMAND_MASTER | COMMAND_MEMORY;
             if c & on == on {

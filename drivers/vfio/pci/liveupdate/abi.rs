@@ -23,6 +23,10 @@ pub const CAP_HEADER_SIZE: usize = 8;
 /// Dwords of the standard config header at the start of the saved state.
 pub const CONFIG_HEADER_DWORDS: usize = 16;
 
+/// Base Address Registers of a type 0 config header, from dword 4 on.
+pub const BARS: usize = 6;
+const FIRST_BAR_DWORD: usize = 4;
+
 /// Bus mastering was enabled in the physical command register.
 pub const FLAG_BUS_MASTER: u16 = 1 << 0;
 
@@ -128,6 +132,15 @@ pub enum Invalid {
     TooManyCaps,
     /// The capability list does not end with an end record at the end of the section.
     NoEnd,
+    /// BAR `index` holds `found` on the device, `recorded` in the record: the device was moved.
+    Bar {
+        /// Which BAR.
+        index: usize,
+        /// Its value in the saved state.
+        recorded: u32,
+        /// Its value on the device.
+        found: u32,
+    },
 }
 
 impl core::fmt::Display for Invalid {
@@ -146,6 +159,14 @@ impl core::fmt::Display for Invalid {
             Invalid::CapDuplicate(c) => write!(f, "capability {c:#x} saved twice"),
             Invalid::TooManyCaps => write!(f, "more than {MAX_CAPS} capabilities"),
             Invalid::NoEnd => write!(f, "capability list not ended at the end of the record"),
+            Invalid::Bar {
+                index,
+                recorded,
+                found,
+            } => write!(
+                f,
+                "BAR {index} is {found:#010x} here, was {recorded:#010x} in the previous kernel"
+            ),
         }
     }
 }
@@ -239,6 +260,21 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    /// Checks that the device's BARs, `found`, hold what the saved state does: the saved state
+    /// is written back to the device when it is closed, and BARs the new kernel assigned
+    /// elsewhere would then be moved under other devices' resources.
+    pub fn check_bars(&self, found: &[u32; BARS]) -> Result<(), Invalid> {
+        let recorded = &self.config_header[FIRST_BAR_DWORD..FIRST_BAR_DWORD + BARS];
+        match recorded.iter().zip(found).position(|(r, f)| r != f) {
+            None => Ok(()),
+            Some(index) => Err(Invalid::Bar {
+                index,
+                recorded: recorded[index],
+                found: found[index],
+            }),
+        }
+    }
+
     /// The saved capabilities, in the order they were saved.
     pub fn caps(&self) -> impl Iterator<Item = Cap<'a>> + Clone + 'a {
         let mut rest = self.caps;

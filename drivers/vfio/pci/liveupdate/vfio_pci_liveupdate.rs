@@ -4,16 +4,23 @@
 //!
 //! A VMM preserves the file of a vfio-pci device, opened through its cdev and bound to
 //! iommufd, in a Live Update session. This handler records the device with the PCI core, so
-//! that it keeps bus mastering and its address across the kexec, and writes its virtual config
-//! space, saved PCI state and bus-master state into KHO memory (layout: [`abi`]). In the next
-//! kernel the VMM retrieves a new file for the device; the first open skips the reset and the
-//! bus-master clear and takes the preserved state instead of deriving it from a reset device.
+//! that it keeps its address across the kexec, and writes its virtual config space, saved PCI
+//! state and bus-master state into KHO memory (layout: [`abi`]).
 //!
-//! Between freeze and the kexec the device's host interrupts are held and state-changing
-//! ioctls and config writes are refused, so the record written at freeze is the device's last
-//! state; a cancelled kexec (unfreeze) undoes both.
+//! Between freeze and the kexec the device's host interrupts are held, the PCI core masks them
+//! at the device, and state-changing ioctls and config writes are refused, so the record
+//! written at freeze is the device's last state; a cancelled kexec (unfreeze) undoes all that.
+//! The kexec then clears the device's bus mastering like every device's: nothing translates
+//! its DMA until the VMM has an IOMMU domain for it again.
+//!
+//! In the next kernel the VMM retrieves a new file for the device, and the record is checked
+//! against the device found at its address. The first open skips the reset and takes the
+//! preserved state instead of deriving it from a reset device, and leaves INTx masked. The
+//! first attach of the device to an IOAS or HWPT gives it bus mastering back, if it had it:
+//! its DMA goes through the VMM's mappings again from then on.
 
 use kernel::{
+    bindings,
     fs::File,
     kho::{Incoming, KhoMem, Outgoing},
     liveupdate::{FileHandler, Handle, Preservation, Registration, RetrieveStatus},
@@ -66,13 +73,31 @@ impl DevAddr {
     }
 }
 
+/// What the first open of a retrieved device takes instead of resetting it: its record,
+/// checked against the device and converted when the device was retrieved.
+struct Kept {
+    saved: SavedState,
+    vconfig: KVec<u8>,
+    reset_works: bool,
+    bus_master: bool,
+}
+
+/// How far a retrieved device was taken back.
+enum Stage {
+    /// Retrieved: the first open takes this state instead of resetting the device.
+    Retrieved(Kept),
+    /// Restored by the first open; `bus_master` comes back at the first attach to an IOAS.
+    Restored { bus_master: bool },
+    /// Attached with bus mastering as it was, or given the normal path: nothing left to do.
+    TakenBack,
+}
+
 /// A device retrieved in this kernel, until the session is finished.
 struct Retrieved {
     /// The handle it was retrieved with, which `finish` names it by.
     handle: u64,
     addr: DevAddr,
-    /// The record, until the first open has restored it.
-    record: Option<KhoMem<Incoming>>,
+    stage: Stage,
 }
 
 /// What the handler tracks across its callbacks and vfio-pci-core's calls.
@@ -81,6 +106,13 @@ struct Devices {
     frozen: KVec<DevAddr>,
     /// Incoming kernel: retrieved devices, until finished.
     retrieved: KVec<Retrieved>,
+}
+
+impl Devices {
+    /// The retrieved device at `addr`.
+    fn retrieved(&mut self, addr: DevAddr) -> Option<&mut Retrieved> {
+        self.retrieved.iter_mut().find(|r| r.addr == addr)
+    }
 }
 
 static DEVICES: SetOnce<Pin<KBox<Mutex<Devices>>>> = SetOnce::new();
@@ -172,33 +204,58 @@ fn write_record<'a>(dev: &pci::Device, state: &State<'a, Caps<'a>>, out: &mut [u
     })
 }
 
-/// The record handed over for a device, checked whole against the device at its address.
+/// The BARs of `dev`, as it decodes them now.
+fn bars_of(dev: &pci::Device) -> Result<[u32; abi::BARS]> {
+    let mut bars = [0; abi::BARS];
+    for (at, bar) in (bindings::PCI_BASE_ADDRESS_0 as u16..)
+        .step_by(4)
+        .zip(&mut bars)
+    {
+        *bar = dev.config_read32(at)?;
+    }
+    Ok(bars)
+}
+
+/// The record handed over for a device, checked whole against the device at its address,
+/// BARs included.
 fn parse_record<'a>(mem: &'a KhoMem<Incoming>, dev: &pci::Device) -> Result<Record<'a>> {
-    abi::parse(mem.as_bytes(), &identity_of(dev)).map_err(|e| {
-        dev_err!(
-            dev.as_ref(),
-            "rejecting the preserved vfio-pci state: {}; the device is reset as usual\n",
-            e
-        );
-        EINVAL
+    let bars = bars_of(dev)?;
+    abi::parse(mem.as_bytes(), &identity_of(dev))
+        .and_then(|record| record.check_bars(&bars).map(|()| record))
+        .map_err(|e| {
+            dev_err!(
+                dev.as_ref(),
+                "rejecting the preserved vfio-pci state: {}; the device is reset as usual\n",
+                e
+            );
+            EINVAL
+        })
+}
+
+/// What the first open of `dev` takes from the record handed over for it.
+fn kept_state(mem: &KhoMem<Incoming>, dev: &pci::Device) -> Result<Kept> {
+    let record = parse_record(mem, dev)?;
+    let mut vconfig = KVec::new();
+    vconfig.extend_from_slice(record.vconfig, GFP_KERNEL)?;
+    Ok(Kept {
+        saved: saved_state_of(&record)?,
+        vconfig,
+        reset_works: record.flags & abi::FLAG_RESET_WORKS != 0,
+        bus_master: record.flags & abi::FLAG_BUS_MASTER != 0,
     })
 }
 
 /// Gives `dev`, which came from the previous kernel but whose state is not taken back, to
-/// normal use: reset, no bus mastering, no longer incoming.
+/// normal use: no longer incoming, no bus mastering, reset. It stops being incoming first, as
+/// the PCI core refuses bus resets of incoming devices.
 fn give_back(dev: &pci::Device) {
+    end_incoming(dev);
     dev.clear_master();
     if let Err(e) = dev.reset_function() {
         dev_warn!(
             dev.as_ref(),
             "cannot reset the device given back: {:?}\n",
             e
-        );
-    }
-    if dev.liveupdate_finish().is_err() {
-        dev_warn!(
-            dev.as_ref(),
-            "the PCI core did not know the device as incoming\n"
         );
     }
 }
@@ -296,21 +353,24 @@ impl FileHandler for VfioPciHandler {
             );
             return Err(EINVAL);
         }
-        if let Err(e) = parse_record(&mem, &dev) {
-            give_back(&dev);
-            return Err(e);
-        }
-        let devices = devices().ok_or(ENODEV)?;
-        let file = vfio::open_device_file(&dev)?;
-        devices.lock().retrieved.push(
-            Retrieved {
+        // The KHO memory goes once its content is checked and copied.
+        let stage = kept_state(&mem, &dev).map(Stage::Retrieved);
+        drop(mem);
+        let retrieved = stage.and_then(|stage| {
+            let file = vfio::open_device_file(&dev)?;
+            let devices = devices().ok_or(ENODEV)?;
+            let entry = Retrieved {
                 handle: handle.raw(),
                 addr,
-                record: Some(mem),
-            },
-            GFP_KERNEL,
-        )?;
-        Ok(file)
+                stage,
+            };
+            devices.lock().retrieved.push(entry, GFP_KERNEL)?;
+            Ok(file)
+        });
+        if retrieved.is_err() {
+            give_back(&dev);
+        }
+        retrieved
     }
 
     fn finish(_file: Option<&File>, handle: Handle, status: RetrieveStatus) {
@@ -341,22 +401,26 @@ impl FileHandler for VfioPciHandler {
                 else {
                     return;
                 };
-                let retrieved = devices.retrieved.remove(at);
-                drop(devices);
-                let Some(dev) = retrieved.as_ref().ok().and_then(|r| r.addr.device()) else {
+                let Ok(retrieved) = devices.retrieved.remove(at) else {
                     return;
                 };
-                let restored = retrieved.is_ok_and(|r| r.record.is_none());
-                if restored {
-                    if dev.liveupdate_finish().is_err() {
-                        dev_warn!(
-                            dev.as_ref(),
-                            "the PCI core did not know the device as incoming\n"
-                        );
-                    }
+                drop(devices);
+                let Some(dev) = retrieved.addr.device() else {
                     return;
+                };
+                match retrieved.stage {
+                    Stage::Retrieved(_) => dev,
+                    stage => {
+                        if let Stage::Restored { bus_master: true } = stage {
+                            dev_warn!(
+                                dev.as_ref(),
+                                "finished before any IOAS was attached: bus mastering stays off\n"
+                            );
+                        }
+                        end_incoming(&dev);
+                        return;
+                    }
                 }
-                dev
             }
         };
         dev_info!(
@@ -364,6 +428,16 @@ impl FileHandler for VfioPciHandler {
             "never taken back after the Live Update; resetting it\n"
         );
         give_back(&dev);
+    }
+}
+
+/// The previous kernel's claim on `dev` ends: it is no longer incoming.
+fn end_incoming(dev: &pci::Device) {
+    if dev.liveupdate_finish().is_err() {
+        dev_warn!(
+            dev.as_ref(),
+            "the PCI core did not know the device as incoming\n"
+        );
     }
 }
 
@@ -401,50 +475,82 @@ fn check_write(vdev: &PciCoreDevice, index: c_uint) -> Result {
 }
 
 fn incoming(vdev: &PciCoreDevice) -> bool {
-    let addr = DevAddr::of(vdev.pci_dev());
-    devices().is_some_and(|d| {
-        d.lock()
-            .retrieved
-            .iter()
-            .any(|r| r.addr == addr && r.record.is_some())
-    })
+    let dev = vdev.pci_dev();
+    let Some(devices) = devices() else {
+        return false;
+    };
+    let mut devices = devices.lock();
+    let Some(retrieved) = devices.retrieved(DevAddr::of(dev)) else {
+        return false;
+    };
+    let Stage::Retrieved(kept) = &retrieved.stage else {
+        return false;
+    };
+    if kept.vconfig.len() != vdev.cfg_size() {
+        dev_err!(
+            dev.as_ref(),
+            "rejecting the preserved vfio-pci state: config space of {} bytes, the device has {}; the device is reset as usual\n",
+            kept.vconfig.len(),
+            vdev.cfg_size()
+        );
+        retrieved.stage = Stage::TakenBack;
+        return false;
+    }
+    true
 }
 
 fn restore(vdev: &PciCoreDevice) {
     let dev = vdev.pci_dev();
-    let addr = DevAddr::of(dev);
     let Some(devices) = devices() else { return };
-    let record = devices
-        .lock()
-        .retrieved
-        .iter_mut()
-        .find(|r| r.addr == addr)
-        .and_then(|r| r.record.take());
-    let Some(mem) = record else { return };
-    let restored = parse_record(&mem, dev).and_then(|record| {
-        let state = saved_state_of(&record)?;
-        vdev.restore(
-            record.flags & abi::FLAG_RESET_WORKS != 0,
-            state,
-            record.vconfig,
-        )
-    });
-    match restored {
-        Ok(()) => dev_info!(
+    let mut devices = devices.lock();
+    let Some(retrieved) = devices.retrieved(DevAddr::of(dev)) else {
+        return;
+    };
+    let Stage::Retrieved(kept) = core::mem::replace(&mut retrieved.stage, Stage::TakenBack) else {
+        return;
+    };
+    // `incoming()` checked everything `restore()` can refuse.
+    match vdev.restore(kept.reset_works, kept.saved, &kept.vconfig) {
+        Ok(()) => {
+            retrieved.stage = Stage::Restored {
+                bus_master: kept.bus_master,
+            };
+            dev_info!(
+                dev.as_ref(),
+                "state restored from the previous kernel, not reset\n"
+            );
+        }
+        Err(e) => dev_err!(
             dev.as_ref(),
-            "state restored from the previous kernel, not reset\n"
-        ),
-        Err(e) => dev_warn!(
-            dev.as_ref(),
-            "cannot restore the preserved state ({:?}); keeping the current one\n",
+            "cannot restore the preserved state after skipping the reset: {:?}\n",
             e
         ),
+    }
+}
+
+fn attached(vdev: &PciCoreDevice) {
+    let dev = vdev.pci_dev();
+    let Some(devices) = devices() else { return };
+    let mut devices = devices.lock();
+    let Some(retrieved) = devices.retrieved(DevAddr::of(dev)) else {
+        return;
+    };
+    if let Stage::Restored { bus_master } = retrieved.stage {
+        retrieved.stage = Stage::TakenBack;
+        if bus_master {
+            dev.enable_bus_master();
+            dev_info!(
+                dev.as_ref(),
+                "bus mastering on again: an IOMMU domain translates its DMA\n"
+            );
+        }
     }
 }
 
 kernel::export_vfio_pci_core_fns! {
     vfio_pci_liveupdate_incoming() -> bool = incoming;
     vfio_pci_liveupdate_restore() -> () = restore;
+    vfio_pci_liveupdate_attached() -> () = attached;
     vfio_pci_liveupdate_check_ioctl(cmd: c_uint) -> c_int = check_ioctl;
     vfio_pci_liveupdate_check_write(index: c_uint) -> c_int = check_write;
 }
@@ -531,6 +637,23 @@ mod tests {
         assert_eq!(record.config_header, saved.as_ref().config_header());
         let rebuilt = saved_state_of(&record)?;
         assert_eq!(rebuilt.as_ref().as_bytes(), saved.as_ref().as_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn a_device_whose_bars_moved_is_refused() -> Result {
+        let edu = dev(1, 0)?;
+        let (_saved, bytes) = record_of(&edu)?;
+        let record = parse_as(&bytes, &edu).map_err(|_| EINVAL)?;
+        let mut bars = bars_of(&edu)?;
+        assert_eq!(record.check_bars(&bars), Ok(()));
+        // BAR 0 of the edu holds its 1 MiB of registers somewhere below 4 GiB.
+        assert_ne!(bars[0], 0);
+        bars[0] ^= 0x0010_0000;
+        assert!(matches!(
+            record.check_bars(&bars),
+            Err(Invalid::Bar { index: 0, .. })
+        ));
         Ok(())
     }
 

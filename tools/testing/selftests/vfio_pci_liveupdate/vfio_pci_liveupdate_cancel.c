@@ -15,12 +15,13 @@
  *
  * Cancel: the device file is preserved, a test file whose freeze fails is
  * preserved in a session created after the device's, and a kexec is
- * started. LUO freezes the device (host interrupt held, state changes
- * refused), fails on the test file, unfreezes the device and returns the
- * error. The interrupt (MSI) must then be delivered again, and config writes
- * and VFIO_DEVICE_SET_IRQS work again; a second cancelled kexec checks the
- * interrupt with INTx, and with MSI-X on an igb (0000:04:00.0) preserved in
- * the same session. The kexec kernel is loaded from the path given as
+ * started. LUO freezes the device (host interrupt held and masked at the
+ * device, state changes refused), fails on the test file, unfreezes the
+ * device and returns the error. The config space must then be as before the
+ * freeze, the interrupt (MSI) delivered again, and config writes and
+ * VFIO_DEVICE_SET_IRQS work again; a second cancelled kexec checks the same
+ * with INTx, and with MSI-X on an igb (0000:04:00.0) preserved in the same
+ * session. The kexec kernel is loaded from the path given as
  * argument; should the cancel not happen, the machine kexecs into it without
  * an initramfs, and the test run fails loudly.
  */
@@ -61,6 +62,20 @@
 #define DEVICE_TOKEN		0x7f21
 #define REFUSING_TOKEN		0x7f22
 
+/*
+ * Whether the config space of @pci is @before again, but for the status
+ * register, which the device changes by itself: the freeze masked its
+ * interrupts at the device, and the cancel must have undone exactly that.
+ */
+static int config_as_before(const char *pci, const unsigned char *before)
+{
+	unsigned char now[256];
+
+	return pci_config_read(pci, now, sizeof(now), 0) == sizeof(now) &&
+	       !memcmp(now, before, PCI_STATUS) &&
+	       !memcmp(now + PCI_STATUS + 2, before + PCI_STATUS + 2, 256 - PCI_STATUS - 2);
+}
+
 /* A test file standing for nothing, or for the device when @pci. */
 static int test_file(int pci)
 {
@@ -92,6 +107,7 @@ static int start_kexec(const char *kernel)
 int main(int argc, char *argv[])
 {
 	const char *cdev = device_cdev(DEVICE_PCI);
+	unsigned char before[256], igb_before[256];
 	__u8 irq_line = 0x4b;
 	__u64 dma_src = TEST_DMA_SRC;
 	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, igb_fd, fd, ret;
@@ -102,7 +118,7 @@ int main(int argc, char *argv[])
 		return KSFT_FAIL;
 	}
 	ksft_print_header();
-	ksft_set_plan(16);
+	ksft_set_plan(18);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	luo_fd = luo_open_device();
@@ -164,9 +180,13 @@ int main(int argc, char *argv[])
 			 "then preserving it works: the failures left nothing (%d)\n", ret);
 
 	/* A kexec cancelled after the device was frozen. */
+	if (pci_config_read(DEVICE_PCI, before, sizeof(before), 0) != sizeof(before))
+		fail_exit("read the config space of %s", DEVICE_PCI);
 	ret = start_kexec(argv[1]);
 	ksft_test_result(ret == -ECANCELED,
 			 "the kexec is cancelled with the error of that file (%d)\n", ret);
+	ksft_test_result(config_as_before(DEVICE_PCI, before),
+			 "its config space is as before the freeze (MSI)\n");
 	ksft_test_result(kmsg_has(DEVICE_PCI ": kexec cancelled") == 1,
 			 "the device was frozen, then unfrozen\n");
 	ksft_test_result(edu_interrupt_arrives(dev_fd, MSI, efd),
@@ -189,9 +209,15 @@ int main(int argc, char *argv[])
 			 igb_msix_arrives(igb_fd, msix_efd) &&
 			 luo_session_preserve_fd(session_fd, igb_fd, MSIX_TOKEN) == 0,
 			 "an igb's MSI-X reaches an eventfd; preserve it too\n");
+	if (pci_config_read(DEVICE_PCI, before, sizeof(before), 0) != sizeof(before) ||
+	    pci_config_read(MSIX_PCI, igb_before, sizeof(igb_before), 0) != sizeof(igb_before))
+		fail_exit("read the config spaces");
 	ret = start_kexec(argv[1]);
-	ksft_test_result(ret == -ECANCELED && edu_interrupt_arrives(dev_fd, INTX, efd),
-			 "after another cancelled kexec, the INTx reaches the eventfd again\n");
+	ksft_test_result(ret == -ECANCELED && config_as_before(DEVICE_PCI, before) &&
+			 config_as_before(MSIX_PCI, igb_before),
+			 "after another cancelled kexec, both config spaces are as before (INTx, MSI-X)\n");
+	ksft_test_result(edu_interrupt_arrives(dev_fd, INTX, efd),
+			 "the INTx reaches the eventfd again\n");
 	ksft_test_result(igb_msix_arrives(igb_fd, msix_efd),
 			 "and the igb's MSI-X reaches its eventfd again\n");
 	set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);

@@ -11,11 +11,12 @@
  *
  * After the kexec, stage 2 checks that a plain open of the cdev, and of the
  * device through its group, are refused while the device is incoming,
- * retrieves the file, binds it, and checks that bus mastering is still on in
- * the physical command register (read through sysfs, not vfio), that the
- * config space vfio shows is the one of stage 1 and that the BAR register
- * kept its value; then finishes the session, after which the cdev opens
- * again.
+ * retrieves the file and binds it, and checks in the physical command
+ * register (read through sysfs, not vfio) that bus mastering, which the
+ * kexec cleared, is off until the device is attached to an IOAS and on
+ * after; that the config space vfio shows is the one of stage 1 and that
+ * the BAR register kept its value; then finishes the session, after which
+ * the cdev opens again.
  *
  * The device is an igb (Intel 82576, 8086:10c9), because its reset shows in
  * its registers: a function reset (FLR) sets every register back to its
@@ -214,10 +215,12 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	ksft_test_result(fd == -ENOENT, "retrieving an unknown token is -ENOENT (%d)\n", fd);
 	dev_fd = luo_session_retrieve_fd(session_fd, DEVICE_TOKEN);
 	ksft_test_result(dev_fd >= 0, "retrieve the device file\n");
-	ksft_test_result(dev_fd >= 0 && bind_device(dev_fd) == 0,
-			 "bind it to iommufd and attach an IOAS\n");
-	ksft_test_result(bus_master(DEVICE_PCI) == 1,
-			 "bus mastering still on in the device\n");
+	ksft_test_result(dev_fd >= 0 && bind_iommufd(dev_fd, NULL) == 0 &&
+			 bus_master(DEVICE_PCI) == 0,
+			 "bind it to iommufd: bus mastering off, as the kexec left it\n");
+	ksft_test_result(dev_fd >= 0 && attach_ioas(dev_fd, ioas_id) == 0 &&
+			 bus_master(DEVICE_PCI) == 1,
+			 "attach an IOAS: bus mastering back on, as in stage 1\n");
 	snap_fd = -1;
 	if (dev_fd >= 0 && config_hex(dev_fd, hex) == 0)
 		snap_fd = restore_and_verify_memfd(session_fd, SNAPSHOT_TOKEN, hex);
