@@ -26,7 +26,8 @@ test:
 
 selftests: build
 	scripts/vmtest.sh test tools/vmtest/scenarios/vfio-pci-liveupdate.toml \
-		tools/vmtest/scenarios/vfio-pci-liveupdate-multi.toml
+		tools/vmtest/scenarios/vfio-pci-liveupdate-multi.toml \
+		tools/vmtest/scenarios/vfio-pci-liveupdate-safety.toml
 
 demo: build
 	scripts/vmtest.sh test tools/vmtest/scenarios/live-update-demo.toml
