@@ -50,16 +50,11 @@ static inline const char *device_cdev(const char *pci)
 /* Opens the vfio group file of PCI device @pci (/dev/vfio/N); the fd or -1. */
 static inline int open_group(const char *pci)
 {
-	char link[256], path[300], *group;
-	ssize_t len;
+	char group[32], path[64];
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci);
-	len = readlink(path, link, sizeof(link) - 1);
-	if (len < 0)
+	if (pci_sysfs_link(pci, "iommu_group", group, sizeof(group)))
 		return -1;
-	link[len] = 0;
-	group = strrchr(link, '/');
-	snprintf(path, sizeof(path), "/dev/vfio/%s", group ? group + 1 : link);
+	snprintf(path, sizeof(path), "/dev/vfio/%s", group);
 	return open(path, O_RDWR);
 }
 

@@ -204,15 +204,9 @@ static int same_config(const char *pci, const unsigned char *then,
 static const char *driver_of(const char *pci)
 {
 	static char name[64];
-	char path[128], link[256];
-	ssize_t len;
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", pci);
-	len = readlink(path, link, sizeof(link) - 1);
-	if (len < 0)
-		return "";
-	link[len] = 0;
-	snprintf(name, sizeof(name), "%s", strrchr(link, '/') + 1);
+	if (pci_sysfs_link(pci, "driver", name, sizeof(name)))
+		name[0] = 0;
 	return name;
 }
 
@@ -278,21 +272,6 @@ out:
 		close(group);
 	if (container >= 0)
 		close(container);
-}
-
-/* The IOMMU group of @pci, by name, into @name (32 bytes); 0 or -1. */
-static int group_of(const char *pci, char *name)
-{
-	char path[128], link[256];
-	ssize_t len;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", pci);
-	len = readlink(path, link, sizeof(link) - 1);
-	if (len < 0)
-		return -1;
-	link[len] = 0;
-	snprintf(name, 32, "%s", strrchr(link, '/') + 1);
-	return 0;
 }
 
 static void run_stage_1(int luo_fd)
@@ -406,7 +385,9 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 
 	/* The other function of the edu, in the kept function's IOMMU group. */
 	try_group(SIBLING_PCI, &get_fd, &set_container);
-	same_group = !group_of(GROUP_PCI, group) && !group_of(SIBLING_PCI, sibling_group) &&
+	same_group = !pci_sysfs_link(GROUP_PCI, "iommu_group", group, sizeof(group)) &&
+		     !pci_sysfs_link(SIBLING_PCI, "iommu_group", sibling_group,
+				     sizeof(sibling_group)) &&
 		     !strcmp(group, sibling_group);
 	ksft_test_result(same_group && try_open(SIBLING_PCI) == -EBUSY && get_fd == -EBUSY &&
 			 set_container == -EBUSY,

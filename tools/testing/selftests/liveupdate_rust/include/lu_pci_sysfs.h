@@ -42,6 +42,28 @@ static inline int pci_sysfs_write(const char *bdf, const char *attr, const char 
 }
 
 /*
+ * The last element of the path the sysfs link @attr of @bdf points to (its
+ * driver, its iommu_group), into @name of @size bytes; 0 or -1.
+ */
+static inline int pci_sysfs_link(const char *bdf, const char *attr, char *name, size_t size)
+{
+	char path[128], link[256], *last;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	len = readlink(path, link, sizeof(link) - 1);
+	if (len < 0)
+		return -1;
+	link[len] = 0;
+	last = strrchr(link, '/');
+	last = last ? last + 1 : link;
+	if (strlen(last) >= size)
+		return -1;
+	memcpy(name, last, strlen(last) + 1);
+	return 0;
+}
+
+/*
  * Reads up to @len bytes of the config space of @bdf from offset @at through
  * sysfs: the bytes read (the device may have fewer), or -1.
  */
