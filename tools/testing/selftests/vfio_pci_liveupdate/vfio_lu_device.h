@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
+#include <libliveupdate.h>
 #include <lu_pci_sysfs.h>
 
 static int iommufd = -1;
@@ -228,6 +229,38 @@ static inline int eventfd_fired(int efd, int ms)
 	uint64_t count;
 
 	return poll(&pfd, 1, ms) == 1 && read(efd, &count, sizeof(count)) == sizeof(count);
+}
+
+/*
+ * Starts stage 1 of a two-stage test: its KTAP header and @plan, the state
+ * file of session @state_session (token @token) that says stage 2 comes
+ * next, iommufd and an IOAS.
+ */
+static inline void start_stage_1(int luo_fd, const char *state_session, int token, int plan)
+{
+	ksft_print_header();
+	ksft_set_plan(plan);
+	create_state_file(luo_fd, state_session, token, 2);
+	if (open_iommufd_ioas())
+		fail_exit("iommufd and IOAS");
+}
+
+/*
+ * Starts stage 2, after the kexec: its KTAP header and @plan, the check that
+ * the state file (token @token of @state_session_fd) says stage 2, iommufd
+ * and an IOAS.
+ */
+static inline void start_stage_2(int state_session_fd, int token, int plan)
+{
+	int stage;
+
+	ksft_print_header();
+	ksft_set_plan(plan);
+	restore_and_read_stage(state_session_fd, token, &stage);
+	if (stage != 2)
+		fail_exit("expected stage 2, state says %d", stage);
+	if (open_iommufd_ioas())
+		fail_exit("iommufd and IOAS");
 }
 
 #endif /* VFIO_LU_DEVICE_H */

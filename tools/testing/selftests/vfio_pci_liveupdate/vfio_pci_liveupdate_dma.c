@@ -216,11 +216,7 @@ static void run_stage_1(int luo_fd)
 	__u32 rlpml = TEST_RLPML;
 	unsigned int i;
 
-	ksft_print_header();
-	ksft_set_plan(8);
-	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 8);
 
 	dev_fd = open_bound(DEVICE_PCI);
 	ksft_test_result(dev_fd >= 0 && enable_master(dev_fd, DEVICE_PCI) == 0 &&
@@ -287,16 +283,10 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 	struct igb_rx_desc *ring;
 	unsigned char *target, *data;
 	struct plan *plan;
-	int session_fd, dev_fd, stage;
+	int session_fd, dev_fd;
 	__u32 ioas;
 
-	ksft_print_header();
-	ksft_set_plan(11);
-	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
-	if (stage != 2)
-		fail_exit("expected stage 2, state says %d", stage);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd");
+	start_stage_2(state_session_fd, STATE_TOKEN, 11);
 	session_fd = luo_retrieve_session(luo_fd, SESSION);
 	if (session_fd < 0)
 		fail_exit("retrieve session %s", SESSION);

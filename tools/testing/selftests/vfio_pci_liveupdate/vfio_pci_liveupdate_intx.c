@@ -96,11 +96,7 @@ static void run_stage_1(int luo_fd)
 {
 	int session_fd, dev_fd;
 
-	ksft_print_header();
-	ksft_set_plan(3);
-	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 3);
 
 	dev_fd = open_bound(DEVICE_PCI);
 	ksft_test_result(dev_fd >= 0 && edu_raise(dev_fd) == 0,
@@ -118,15 +114,9 @@ static void run_stage_1(int luo_fd)
 
 static void run_stage_2(int luo_fd, int state_session_fd)
 {
-	int session_fd, dev_fd, control_fd, efd, control_efd, irq, stage;
+	int session_fd, dev_fd, control_fd, efd, control_efd, irq;
 
-	ksft_print_header();
-	ksft_set_plan(8);
-	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
-	if (stage != 2)
-		fail_exit("expected stage 2, state says %d", stage);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
+	start_stage_2(state_session_fd, STATE_TOKEN, 8);
 	efd = eventfd(0, EFD_NONBLOCK);
 	control_efd = eventfd(0, EFD_NONBLOCK);
 	if (efd < 0 || control_efd < 0)

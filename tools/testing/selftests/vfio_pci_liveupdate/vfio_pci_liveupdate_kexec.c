@@ -104,11 +104,7 @@ static void run_stage_1(int luo_fd)
 	char hex[2 * CONFIG_SIZE + 1];
 	int session_fd, dev_fd, control_fd, ret;
 
-	ksft_print_header();
-	ksft_set_plan(9);
-	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 9);
 
 	dev_fd = open_bound(DEVICE_PCI);
 	ksft_test_result(dev_fd >= 0, "bind %s to iommufd and attach an IOAS\n", DEVICE_PCI);
@@ -179,17 +175,11 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 {
 	char hex[2 * CONFIG_SIZE + 1];
 	const char *cdev = device_cdev(DEVICE_PCI);
-	int session_fd, dev_fd, control_fd, group_fd, fd, snap_fd, stage;
+	int session_fd, dev_fd, control_fd, group_fd, fd, snap_fd;
 
-	ksft_print_header();
-	ksft_set_plan(19);
-	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
-	if (stage != 2)
-		fail_exit("expected stage 2, state says %d", stage);
+	start_stage_2(state_session_fd, STATE_TOKEN, 19);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
 
 	fd = open(cdev, O_RDWR);
 	ksft_test_result(fd < 0 && errno == EBUSY,

@@ -280,11 +280,7 @@ static void run_stage_1(int luo_fd)
 	__u32 rlpml = TEST_RLPML;
 	struct snapshot *snap;
 
-	ksft_print_header();
-	ksft_set_plan(5);
-	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 5);
 	efd = eventfd(0, EFD_NONBLOCK);
 	snap_fd = memfd_create("vfio-pci-lu-config", 0);
 	if (efd < 0 || snap_fd < 0 || ftruncate(snap_fd, sizeof(*snap)))
@@ -333,19 +329,13 @@ static int retrieve_bound(int session_fd, __u64 token)
 static void run_stage_2(int luo_fd, int state_session_fd)
 {
 	unsigned char now[CONFIG_SIZE], port_now[CONFIG_SIZE], by_design[CONFIG_SIZE] = {};
-	int session_fd, group_session_fd, dev_fd, group_fd, snap_fd, efd, stage, msix;
+	int session_fd, group_session_fd, dev_fd, group_fd, snap_fd, efd, msix;
 	int get_fd, set_container, same_group, ret;
 	char group[32], sibling_group[32];
 	struct snapshot *snap;
 	__u16 msix_flags;
 
-	ksft_print_header();
-	ksft_set_plan(16);
-	restore_and_read_stage(state_session_fd, STATE_TOKEN, &stage);
-	if (stage != 2)
-		fail_exit("expected stage 2, state says %d", stage);
-	if (open_iommufd_ioas())
-		fail_exit("iommufd and IOAS");
+	start_stage_2(state_session_fd, STATE_TOKEN, 16);
 	efd = eventfd(0, EFD_NONBLOCK);
 	session_fd = luo_retrieve_session(luo_fd, SESSION);
 	group_session_fd = luo_retrieve_session(luo_fd, GROUP_SESSION);
