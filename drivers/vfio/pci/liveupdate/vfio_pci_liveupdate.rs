@@ -474,77 +474,74 @@ fn check_write(vdev: &PciCoreDevice, index: c_uint) -> Result {
     Ok(())
 }
 
+/// Runs `f` on the retrieved device `vdev` is, under the lock; `None` when it is none.
+fn with_retrieved<R>(vdev: &PciCoreDevice, f: impl FnOnce(&mut Retrieved) -> R) -> Option<R> {
+    let mut devices = devices()?.lock();
+    devices.retrieved(DevAddr::of(vdev.pci_dev())).map(f)
+}
+
 fn incoming(vdev: &PciCoreDevice) -> bool {
-    let dev = vdev.pci_dev();
-    let Some(devices) = devices() else {
-        return false;
-    };
-    let mut devices = devices.lock();
-    let Some(retrieved) = devices.retrieved(DevAddr::of(dev)) else {
-        return false;
-    };
-    let Stage::Retrieved(kept) = &retrieved.stage else {
-        return false;
-    };
-    if kept.vconfig.len() != vdev.cfg_size() {
+    with_retrieved(vdev, |retrieved| {
+        let Stage::Retrieved(kept) = &retrieved.stage else {
+            return false;
+        };
+        if kept.vconfig.len() == vdev.cfg_size() {
+            return true;
+        }
         dev_err!(
-            dev.as_ref(),
+            vdev.pci_dev().as_ref(),
             "rejecting the preserved vfio-pci state: config space of {} bytes, the device has {}; the device is reset as usual\n",
             kept.vconfig.len(),
             vdev.cfg_size()
         );
         retrieved.stage = Stage::TakenBack;
-        return false;
-    }
-    true
+        false
+    })
+    .unwrap_or(false)
 }
 
 fn restore(vdev: &PciCoreDevice) {
     let dev = vdev.pci_dev();
-    let Some(devices) = devices() else { return };
-    let mut devices = devices.lock();
-    let Some(retrieved) = devices.retrieved(DevAddr::of(dev)) else {
-        return;
-    };
-    let Stage::Retrieved(kept) = core::mem::replace(&mut retrieved.stage, Stage::TakenBack) else {
-        return;
-    };
-    // `incoming()` checked everything `restore()` can refuse.
-    match vdev.restore(kept.reset_works, kept.saved, &kept.vconfig) {
-        Ok(()) => {
-            retrieved.stage = Stage::Restored {
-                bus_master: kept.bus_master,
-            };
-            dev_info!(
+    with_retrieved(vdev, |retrieved| {
+        let stage = core::mem::replace(&mut retrieved.stage, Stage::TakenBack);
+        let Stage::Retrieved(kept) = stage else {
+            retrieved.stage = stage;
+            return;
+        };
+        // `incoming()` checked everything `restore()` can refuse.
+        match vdev.restore(kept.reset_works, kept.saved, &kept.vconfig) {
+            Ok(()) => {
+                retrieved.stage = Stage::Restored {
+                    bus_master: kept.bus_master,
+                };
+                dev_info!(
+                    dev.as_ref(),
+                    "state restored from the previous kernel, not reset\n"
+                );
+            }
+            Err(e) => dev_err!(
                 dev.as_ref(),
-                "state restored from the previous kernel, not reset\n"
-            );
+                "cannot restore the preserved state after skipping the reset: {:?}\n",
+                e
+            ),
         }
-        Err(e) => dev_err!(
-            dev.as_ref(),
-            "cannot restore the preserved state after skipping the reset: {:?}\n",
-            e
-        ),
-    }
+    });
 }
 
 fn attached(vdev: &PciCoreDevice) {
     let dev = vdev.pci_dev();
-    let Some(devices) = devices() else { return };
-    let mut devices = devices.lock();
-    let Some(retrieved) = devices.retrieved(DevAddr::of(dev)) else {
-        return;
-    };
-    if let Stage::Restored { bus_master } = retrieved.stage {
-        retrieved.stage = Stage::TakenBack;
-        if bus_master {
-            dev.enable_bus_master();
-            dev_info!(
-                dev.as_ref(),
-                "bus mastering on again: an IOMMU domain translates its DMA\n"
-            );
+    with_retrieved(vdev, |retrieved| {
+        if let Stage::Restored { bus_master } = retrieved.stage {
+            retrieved.stage = Stage::TakenBack;
+            if bus_master {
+                dev.enable_bus_master();
+                dev_info!(
+                    dev.as_ref(),
+                    "bus mastering on again: an IOMMU domain translates its DMA\n"
+                );
+            }
         }
-    }
+    });
 }
 
 kernel::export_vfio_pci_core_fns! {
