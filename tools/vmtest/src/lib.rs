@@ -3,8 +3,9 @@
 //!
 //! The host side (`lu-runner`) builds an initramfs holding the guest init
 //! (`lu-init`), the test programs, the kernel image and a [`plan`]; it boots
-//! QEMU and follows the serial console with a [`monitor::Monitor`]. The guest
-//! side runs each stage's programs and kexecs into the next stage.
+//! QEMU and follows the kernel's console and the init's event port with a
+//! [`monitor::Monitor`]. The guest side runs each stage's programs, reports
+//! on the event port and kexecs into the next stage.
 
 pub mod cpio;
 pub mod ktap;

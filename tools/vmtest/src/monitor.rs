@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Follows the serial console of one QEMU run, across every kexec, and
-//! turns it into test results.
+//! Follows one QEMU run, across every kexec, and turns it into test
+//! results: the kernel's console and the guest init's event port.
 //!
-//! It knows nothing about QEMU or time: the caller feeds it lines and tells
-//! it how the run ended, which keeps every verdict testable on canned logs.
+//! The two arrive on separate streams, so nothing here depends on how their
+//! lines interleave. It knows nothing about QEMU or time: the caller feeds it
+//! lines and tells it how the run ended, which keeps every verdict testable
+//! on canned logs.
 
 use crate::ktap::{self, Outcome, TestResult};
 use crate::protocol::{Event, RunStatus, KSFT_SKIP};
@@ -74,16 +76,13 @@ impl Monitor {
         self.boot
     }
 
-    /// Takes one console line; returns progress messages for the user.
-    pub fn line(&mut self, line: &str) -> Vec<String> {
+    /// Takes one line of the kernel's console; returns progress messages
+    /// for the user.
+    pub fn console(&mut self, line: &str) -> Vec<String> {
         let mut progress = Vec::new();
-        if let Some(event) = Event::parse(line) {
-            self.event(event, &mut progress);
-            return progress;
-        }
         if line.contains(BOOT_BANNER) {
+            self.collect_kunit(&mut progress);
             self.boot += 1;
-            self.kernel_ktap = ktap::Parser::new();
             progress.push(format!("boot {}: kernel started", self.boot));
         }
         if let Some(problem) = KERNEL_PROBLEMS.iter().find(|p| line.contains(*p)) {
@@ -99,10 +98,26 @@ impl Monitor {
         progress
     }
 
+    /// Takes one line of the guest's event port; returns progress messages
+    /// for the user.
+    pub fn guest(&mut self, line: &str) -> Vec<String> {
+        let mut progress = Vec::new();
+        match Event::parse(line) {
+            Some(event) => self.event(event, &mut progress),
+            None => {
+                self.fail(
+                    format!("stage {}: init", self.stage),
+                    &format!("unreadable event: {line:?}"),
+                );
+                progress.push(format!("stage {}: unreadable event {line:?}", self.stage));
+            }
+        }
+        progress
+    }
+
     fn event(&mut self, event: Event, progress: &mut Vec<String>) {
         match event {
             Event::Stage { n, total } => {
-                self.collect_kunit(progress);
                 let name = format!("stage {n}: reached userspace");
                 if n != self.stage + 1 || total != self.stages {
                     self.fail(
@@ -259,11 +274,18 @@ impl Monitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::PREFIX;
 
+    /// Feeds a canned log: `<lu> ` lines to the event port, the others to
+    /// the console.
     fn run(stages: usize, log: &str, end: End) -> Vec<TestResult> {
         let mut m = Monitor::new(stages);
         for line in log.lines() {
-            m.line(line);
+            if line.starts_with(PREFIX) {
+                m.guest(line);
+            } else {
+                m.console(line);
+            }
         }
         m.finish(end)
     }
@@ -288,6 +310,33 @@ mod tests {
         assert!(names.contains(&"boot 1: kunit: s.a"));
         assert!(names.contains(&"stage 2: t -s 2"));
         assert!(names.contains(&"guest: completed every stage"));
+    }
+
+    #[test]
+    fn the_console_and_the_events_may_arrive_in_any_order() {
+        let (events, console): (Vec<&str>, Vec<&str>) =
+            GOOD_TWO_STAGES.lines().partition(|l| l.starts_with(PREFIX));
+        let mut m = Monitor::new(2);
+        for line in events {
+            m.guest(line);
+        }
+        for line in console {
+            m.console(line);
+        }
+        let results = m.finish(End::Exited);
+        assert_eq!(failures(&results), Vec::<&str>::new());
+        assert!(results.iter().any(|r| r.name == "boot 1: kunit: s.a"));
+    }
+
+    #[test]
+    fn an_unreadable_event_fails() {
+        let log = GOOD_TWO_STAGES.replace(
+            "<lu> exit 1 code 0\n<lu> done",
+            "<lu> exit 1 code 0input: x\n<lu> done",
+        );
+        let results = run(2, &log, End::Exited);
+        assert_eq!(failures(&results), ["stage 2: init", "stage 2: t -s 2"],);
+        assert!(results.iter().any(|r| r.detail.contains("0input: x")));
     }
 
     #[test]

@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
-//! What the guest's init reports on the serial console, one line per event.
+//! What the guest's init reports, one line per event, on a serial port of
+//! its own (the guest's second one, ttyS1).
 //!
-//! Every line starts with [`PREFIX`]; everything else on the console is the
-//! kernel's. The host finds the prefix anywhere in a line, because the
-//! kernel may print into the middle of it.
+//! The kernel prints its messages on the console (ttyS0) whenever it likes,
+//! into the middle of a line a program is writing there; nothing else writes
+//! to the event port, so every line on it is one whole event. Each starts
+//! with [`PREFIX`], which tells the events apart from the kernel's messages
+//! in a log holding both.
 
 use std::fmt;
 
 pub const PREFIX: &str = "<lu> ";
+
+/// The event port, in the guest.
+pub const PORT: &str = "/dev/ttyS1";
 
 /// Exit status of a program the guest ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +83,9 @@ impl fmt::Display for Event {
 }
 
 impl Event {
-    /// Parses a console line; `None` when it carries no event.
+    /// Parses a line of the event port; `None` when it is no event.
     pub fn parse(line: &str) -> Option<Event> {
-        let body = &line[line.find(PREFIX)? + PREFIX.len()..];
+        let body = line.strip_prefix(PREFIX)?;
         let (word, rest) = body.split_once(' ').unwrap_or((body, ""));
         let (num, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         let num = num.parse::<usize>();
@@ -160,9 +166,9 @@ mod tests {
     }
 
     #[test]
-    fn finds_events_behind_kernel_noise() {
+    fn only_whole_lines_are_events() {
         let line = "[   1.2] random: crng init done<lu> kexec 2";
-        assert_eq!(Event::parse(line), Some(Event::Kexec { to: 2 }));
+        assert_eq!(Event::parse(line), None);
         assert_eq!(Event::parse("ok 1 plain kernel line"), None);
         assert_eq!(Event::parse("<lu> exit x code 1"), None);
         assert_eq!(Event::parse("<lu> bogus"), None);

@@ -3,7 +3,7 @@
 //! the guest reached the points it marks.
 //!
 //! A program's output line `# report: TEXT` adds TEXT. A kernel log line `lu-mark: NAME`
-//! (written to /dev/kmsg by the guest) adds the time from the last kexec to when the line
+//! (written to /dev/kmsg by the guest) adds the time from the last kexec event to when the line
 //! reached the host: the guest's clocks start again at each kexec, the host's does not. The
 //! caller passes the time each line arrived, which keeps this testable.
 
@@ -21,8 +21,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// Takes one console line that arrived at `now`.
-    pub fn line(&mut self, line: &str, now: Instant) {
+    /// Takes one line of the guest's event port that arrived at `now`.
+    pub fn guest(&mut self, line: &str, now: Instant) {
         match Event::parse(line) {
             Some(Event::Kexec { .. }) => self.kexec_at = Some(now),
             Some(Event::Out { line, .. }) => {
@@ -30,19 +30,21 @@ impl Report {
                     self.lines.push(text.to_string());
                 }
             }
-            Some(_) => {}
-            None => {
-                if let Some(at) = line.find(MARK) {
-                    let name = line[at + MARK.len()..].trim();
-                    self.lines.push(match self.kexec_at {
-                        Some(kexec) => format!(
-                            "{name}: {:.2} s after the kexec (host clock)",
-                            now.duration_since(kexec).as_secs_f64()
-                        ),
-                        None => format!("{name}: before any kexec"),
-                    });
-                }
-            }
+            _ => {}
+        }
+    }
+
+    /// Takes one line of the kernel's console that arrived at `now`.
+    pub fn console(&mut self, line: &str, now: Instant) {
+        if let Some(at) = line.find(MARK) {
+            let name = line[at + MARK.len()..].trim();
+            self.lines.push(match self.kexec_at {
+                Some(kexec) => format!(
+                    "{name}: {:.2} s after the kexec (host clock)",
+                    now.duration_since(kexec).as_secs_f64()
+                ),
+                None => format!("{name}: before any kexec"),
+            });
         }
     }
 
@@ -61,15 +63,16 @@ mod tests {
     fn report_lines_and_marks_timed_from_the_kexec() {
         let t0 = Instant::now();
         let mut r = Report::default();
-        r.line("<lu> out 1 ok 1 something", t0);
-        r.line("<lu> out 1 # report: device: 0000:01:00.0", t0);
-        r.line("[    1.0] lu-mark: too-early", t0);
-        r.line("<lu> kexec 2", t0 + Duration::from_millis(100));
-        r.line(
+        r.guest("<lu> out 1 ok 1 something", t0);
+        r.guest("<lu> out 1 # report: device: 0000:01:00.0", t0);
+        r.console("[    1.0] lu-mark: too-early", t0);
+        r.guest("<lu> kexec 2", t0 + Duration::from_millis(100));
+        r.console(
             "[    0.5] lu-mark: device-usable",
             t0 + Duration::from_millis(2600),
         );
-        r.line("# report: not from a program", t0);
+        r.console("# report: not from a program", t0);
+        r.guest("lu-mark: not from the kernel", t0);
         assert_eq!(
             r.lines(),
             [

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Drives the real `lu-runner` binary with a fake QEMU (a shell script
-//! replaying a console), so process handling, time limits and exit codes
-//! are tested without booting anything.
+//! replaying a log: `<lu> ` lines to the event port's file, the others to
+//! the console), so process handling, time limits and exit codes are tested
+//! without booting anything.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,21 @@ boot_timeout = 3
 run = [["t", "-s", "1"]]
 [[stage]]
 run = [["t", "-s", "2"]]
+"#;
+
+/// The fake QEMU's start: finds the event port's file among its arguments.
+const REPLAY: &str = r#"#!/bin/sh
+for arg; do
+	case "$arg" in file:*) events="${arg#file:}" ;; esac
+done
+replay() {
+	while IFS= read -r line; do
+		case "$line" in
+		"<lu> "*) printf '%s\n' "$line" >>"$events" ;;
+		*) printf '%s\n' "$line" ;;
+		esac
+	done
+}
 "#;
 
 struct Fake {
@@ -29,11 +45,11 @@ impl Fake {
             fs::write(dir.join(f), b"x").unwrap();
         }
         fs::write(dir.join("scenario.toml"), TWO_STAGES).unwrap();
-        let script = format!("#!/bin/sh\ncat <<'LOG'\n{console}LOG\n");
+        let script = format!("{REPLAY}replay <<'LOG'\n{console}LOG\n");
         let qemu = dir.join("qemu");
         fs::write(
             &qemu,
-            script.replace("SLEEP\n", "LOG\nsleep 60\ncat <<'LOG'\n"),
+            script.replace("SLEEP\n", "LOG\nsleep 60\nreplay <<'LOG'\n"),
         )
         .unwrap();
         Command::new("chmod").arg("+x").arg(&qemu).status().unwrap();

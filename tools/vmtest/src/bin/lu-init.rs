@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The guest's /init: run this stage's programs, report on the console,
+//! The guest's /init: run this stage's programs, report on the event port,
 //! then kexec into the next stage or power off.
 //!
 //! The stage number comes from `lu.stage=N` on the kernel command line;
@@ -13,11 +13,12 @@ use std::os::unix::io::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use lu_vmtest::cpio;
 use lu_vmtest::plan::{self, Plan, Run};
-use lu_vmtest::protocol::{Event, RunStatus};
+use lu_vmtest::protocol::{Event, RunStatus, PORT};
 
 /// The kernel image the guest kexecs into (the one it runs).
 const KERNEL: &str = "/lu/bzImage";
@@ -32,10 +33,14 @@ fn main() {
         .args(["--install", "-s", "/bin"])
         .status();
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let shell_mode = param(&cmdline, "lu.mode") == Some("shell");
+    if !shell_mode {
+        open_event_port();
+    }
     if let Err(msg) = load_modules(&cmdline) {
         report(Event::Error(msg));
     }
-    if param(&cmdline, "lu.mode") == Some("shell") {
+    if shell_mode {
         shell();
     } else if let Err(msg) = run_plan(&cmdline) {
         report(Event::Error(msg));
@@ -75,8 +80,32 @@ fn run_plan(cmdline: &str) -> Result<(), String> {
     }
 }
 
+/// Where [`report`] writes; the console until the event port is open.
+static EVENT_PORT: OnceLock<File> = OnceLock::new();
+
+fn open_event_port() {
+    match fs::OpenOptions::new().write(true).open(PORT) {
+        Ok(port) => {
+            let _ = EVENT_PORT.set(port);
+        }
+        // The host reads events from that port only: say why none come.
+        Err(e) => println!("lu-init: {PORT}: {e}; no events for the host"),
+    }
+}
+
+/// Reports one event to the host, and waits until it has left the guest:
+/// what follows may be a kexec or a power off.
 fn report(event: Event) {
-    println!("{event}");
+    let Some(mut port) = EVENT_PORT.get() else {
+        println!("{event}");
+        return;
+    };
+    if let Err(e) = port.write_all(format!("{event}\n").as_bytes()) {
+        println!("lu-init: {PORT}: {e}; lost: {event}");
+        return;
+    }
+    // SAFETY: tcdrain(3) on a descriptor the static keeps open has no memory effects.
+    unsafe { libc::tcdrain(port.as_raw_fd()) };
 }
 
 fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {

@@ -7,10 +7,11 @@
 //! ```
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use lu_vmtest::cpio;
@@ -195,12 +196,16 @@ fn run_scenario(
         &initrd,
         &plan.stages[0].cmdline,
     );
-    qemu.args(["-serial", "stdio"])
+    // The guest's first serial port is its console, the second its init's event port.
+    let events = opts.out.join(format!("{name}.events"));
+    File::create(&events).map_err(|e| format!("{}: {e}", events.display()))?;
+    qemu.args(["-serial", "stdio", "-serial"])
+        .arg(format!("file:{}", events.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = qemu.spawn().map_err(|e| format!("{}: {e}", opts.qemu))?;
-    let lines = console_lines(&mut child);
+    let lines = guest_lines(&mut child, events);
     let mut log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut monitor = Monitor::new(plan.stages.len());
     let mut report = Report::default();
@@ -210,10 +215,21 @@ fn run_scenario(
         let left = (boot_start + limit).saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
-                let _ = writeln!(log_file, "{line}");
-                report.line(&line, Instant::now());
+                let now = Instant::now();
                 let boots = monitor.boots();
-                for p in monitor.line(&line) {
+                let progress = match &line {
+                    Line::Console(text) => {
+                        report.console(text, now);
+                        monitor.console(text)
+                    }
+                    Line::Event(text) => {
+                        report.guest(text, now);
+                        monitor.guest(text)
+                    }
+                };
+                let (Line::Console(text) | Line::Event(text)) = line;
+                let _ = writeln!(log_file, "{text}");
+                for p in progress {
                     println!("    {name}: {p}");
                 }
                 if monitor.boots() != boots {
@@ -242,8 +258,19 @@ fn run_scenario(
     Ok(monitor.finish(end))
 }
 
-/// QEMU's stdout and stderr as lines, stdout being the serial console.
-fn console_lines(child: &mut Child) -> mpsc::Receiver<String> {
+/// A line of the guest's console (or of QEMU's own messages) or of its event port.
+enum Line {
+    Console(String),
+    Event(String),
+}
+
+/// How often the event port's file is read.
+const EVENT_POLL: Duration = Duration::from_millis(10);
+
+/// QEMU's stdout (the guest's console) and stderr, and the event port QEMU
+/// writes to the file `events`, as lines in the order they arrive. The
+/// channel closes once QEMU has closed its output and the last event is read.
+fn guest_lines(child: &mut Child, events: PathBuf) -> mpsc::Receiver<Line> {
     let (tx, rx) = mpsc::channel();
     let stdout = child
         .stdout
@@ -253,21 +280,54 @@ fn console_lines(child: &mut Child) -> mpsc::Receiver<String> {
         .stderr
         .take()
         .map(|s| Box::new(s) as Box<dyn io::Read + Send>);
+    let open_streams = Arc::new(AtomicUsize::new(0));
     for stream in [stdout, stderr].into_iter().flatten() {
         let tx = tx.clone();
+        let open_streams = open_streams.clone();
+        open_streams.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
             for chunk in BufReader::new(stream).split(b'\n') {
                 let Ok(bytes) = chunk else { break };
-                let line = String::from_utf8_lossy(&bytes)
-                    .trim_end_matches('\r')
-                    .to_string();
-                if tx.send(line).is_err() {
+                if tx.send(Line::Console(text_of(&bytes))).is_err() {
                     break;
                 }
             }
+            open_streams.fetch_sub(1, Ordering::SeqCst);
         });
     }
+    std::thread::spawn(move || {
+        let Ok(mut file) = File::open(&events) else {
+            return;
+        };
+        let mut pending = Vec::new();
+        loop {
+            // Read after looking, so that the events written before QEMU exited are all read.
+            let exited = open_streams.load(Ordering::SeqCst) == 0;
+            if file.read_to_end(&mut pending).is_err() {
+                return;
+            }
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if tx.send(Line::Event(text_of(&line[..end]))).is_err() {
+                    return;
+                }
+            }
+            if exited {
+                if !pending.is_empty() {
+                    let _ = tx.send(Line::Event(text_of(&pending)));
+                }
+                return;
+            }
+            std::thread::sleep(EVENT_POLL);
+        }
+    });
     rx
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches('\r')
+        .to_string()
 }
 
 fn qemu_command(
