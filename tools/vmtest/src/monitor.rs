@@ -335,7 +335,7 @@ mod tests {
             "<lu> exit 1 code 0input: x\n<lu> done",
         );
         let results = run(2, &log, End::Exited);
-        assert_eq!(failures(&results), ["stage 2: init", "stage 2: t -s 2"],);
+        assert_eq!(failures(&results), ["stage 2: init", "stage 2: t -s 2"]);
         assert!(results.iter().any(|r| r.detail.contains("0input: x")));
     }
 
