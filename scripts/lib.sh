@@ -26,6 +26,19 @@ PATH=$HOME/.cargo/bin:$PATH
 export PATH
 
 lu_step() { printf '==> %s\n' "$*" >&2; }
+
+# Cargo, in the shared target directory. Every clone builds there, and Cargo
+# remembers a source outside its package (liveupdate-core's modules from
+# drivers/) by its absolute path: it would call that crate up to date from
+# another clone's files. So the crate is rebuilt when the clone changes.
+lu_cargo() {
+	local owner=$CARGO_TARGET_DIR/lu-clone
+	if [ "$(cat "$owner" 2>/dev/null)" != "$LU_TOP" ]; then
+		cargo clean -q --manifest-path "$LU_TOP/Cargo.toml" -p liveupdate-core || return
+		mkdir -p "$CARGO_TARGET_DIR" && printf '%s\n' "$LU_TOP" >"$owner"
+	fi
+	cargo "$@"
+}
 lu_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Toolchain environment for a Rust-enabled kernel build. Each piece is used

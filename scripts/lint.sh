@@ -10,9 +10,9 @@ cd "$LU_TOP"
 lu_step "rustfmt"
 cargo fmt --all --check
 lu_step "clippy"
-cargo clippy -q --workspace --all-targets --locked -- -D warnings
+lu_cargo clippy -q --workspace --all-targets --locked -- -D warnings
 lu_step "rustdoc (the liveupdate crate's documentation is its manual)"
-RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace --locked
+RUSTDOCFLAGS="-D warnings" lu_cargo doc -q --no-deps --workspace --locked
 lu_step "rustfmt (kernel code, the kernel's .rustfmt.toml)"
 [ -f "$KERNEL_SRC/.rustfmt.toml" ] || lu_die "no kernel tree (run make setup)"
 find rust drivers -name '*.rs' -print0 2>/dev/null |

@@ -15,7 +15,7 @@ trap 'rm -f "$log"' EXIT
 
 lu_step "host tests (cargo test)"
 # The liveupdate crate checks its uapi against the kernel tree's headers.
-(cd "$LU_TOP" && LU_KERNEL_SRC="$KERNEL_SRC" cargo test --workspace --locked 2>&1) | tee -a "$log"
+(cd "$LU_TOP" && LU_KERNEL_SRC="$KERNEL_SRC" lu_cargo test --workspace --locked 2>&1) | tee -a "$log"
 host_rc=${PIPESTATUS[0]}
 
 "$LU_TOP/scripts/build-kernel.sh" || exit 1

@@ -20,7 +20,7 @@ KERNEL=$KBUILD_DIR/arch/x86/boot/bzImage
 # build scripts and proc macros, which run on the host.
 lu_step "building lu-runner, lu-init and lu-demo"
 RUSTFLAGS="-C target-feature=+crt-static" \
-	cargo build -q --release --locked --target $TRIPLE -p lu-vmtest -p lu-demo \
+	lu_cargo build -q --release --locked --target $TRIPLE -p lu-vmtest -p lu-demo \
 	--manifest-path "$LU_TOP/Cargo.toml"
 BIN=$CARGO_TARGET_DIR/$TRIPLE/release
 
