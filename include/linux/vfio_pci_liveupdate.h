@@ -14,10 +14,9 @@ struct vfio_pci_core_device;
 #ifdef CONFIG_VFIO_PCI_LIVEUPDATE
 /*
  * True while the device is being opened through a file retrieved from a Live
- * Update session and its preserved state, validated against the device, has
- * not been restored yet: the open then neither resets the device nor unmasks
- * its INTx. A state that does not validate is dropped, and the answer is
- * false: the device is reset as usual.
+ * Update session and its preserved state, validated against the device when
+ * it was retrieved, has not been restored yet: the open then neither resets
+ * the device nor unmasks its INTx.
  */
 bool vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev);
 /*

@@ -102,9 +102,7 @@ impl PciCoreDevice {
 
     /// Size of the config space, and so of the virtual config space.
     pub fn cfg_size(&self) -> usize {
-        // SAFETY: `pdev` is valid (type invariant); `cfg_size` is set at enumeration.
-        let size = unsafe { (*(*self.as_raw()).pdev).cfg_size };
-        size as usize
+        self.pci_dev().config_space_size()
     }
 
     fn vconfig(&self) -> Result<*mut u8> {

@@ -57,6 +57,14 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         })
     }
 
+    /// The size of the config space in bytes: 256, or 4096 with the PCIe extended space.
+    pub fn config_space_size(&self) -> usize {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`, whose `cfg_size` enumeration set
+        // before the device became reachable and nothing changes after.
+        let size = unsafe { (*self.as_raw()).cfg_size };
+        size as usize
+    }
+
     /// The config offset of the standard capability `id` (`PCI_CAP_ID_*`), if the device has
     /// it.
     pub fn find_capability(&self, id: u8) -> Option<u8> {

@@ -87,19 +87,31 @@ fn a_record_round_trips() {
 }
 
 #[test]
-fn a_device_whose_bars_moved_is_refused() {
-    let bytes = Sample::new().bytes();
+fn a_device_whose_bars_or_config_space_changed_is_refused() {
+    let sample = Sample::new();
+    let bytes = sample.bytes();
     let record = parse(&bytes, &EDU).unwrap();
+    let size = sample.vconfig.len();
     // The sample's config header holds 0x1000_0000 + its dword index; BARs are dwords 4 to 9.
     let mut bars: [u32; BARS] = core::array::from_fn(|i| 0x1000_0004 + i as u32);
-    assert_eq!(record.check_bars(&bars), Ok(()));
+    assert_eq!(record.check_device(&bars, size), Ok(()));
+    let resized = Invalid::DeviceConfigSize {
+        recorded: size,
+        found: 4096,
+    };
+    assert_ne!(size, 4096);
+    assert_eq!(record.check_device(&bars, 4096), Err(resized));
+    assert_eq!(
+        resized.to_string(),
+        format!("config space of {size} bytes in the previous kernel, 4096 here")
+    );
     bars[5] = 0xfe00_0000;
     let moved = Invalid::Bar {
         index: 5,
         recorded: 0x1000_0009,
         found: 0xfe00_0000,
     };
-    assert_eq!(record.check_bars(&bars), Err(moved));
+    assert_eq!(record.check_device(&bars, size), Err(moved));
     assert_eq!(
         moved.to_string(),
         "BAR 5 is 0xfe000000 here, was 0x10000009 in the previous kernel"

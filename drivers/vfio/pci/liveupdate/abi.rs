@@ -132,6 +132,13 @@ pub enum Invalid {
     TooManyCaps,
     /// The capability list does not end with an end record at the end of the section.
     NoEnd,
+    /// The config space is `recorded` bytes in the record, `found` on the device.
+    DeviceConfigSize {
+        /// Its size in the record.
+        recorded: usize,
+        /// Its size on the device.
+        found: usize,
+    },
     /// BAR `index` holds `found` on the device, `recorded` in the record: the device was moved.
     Bar {
         /// Which BAR.
@@ -159,6 +166,10 @@ impl core::fmt::Display for Invalid {
             Invalid::CapDuplicate(c) => write!(f, "capability {c:#x} saved twice"),
             Invalid::TooManyCaps => write!(f, "more than {MAX_CAPS} capabilities"),
             Invalid::NoEnd => write!(f, "capability list not ended at the end of the record"),
+            Invalid::DeviceConfigSize { recorded, found } => write!(
+                f,
+                "config space of {recorded} bytes in the previous kernel, {found} here"
+            ),
             Invalid::Bar {
                 index,
                 recorded,
@@ -260,17 +271,24 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// Checks that the device's BARs, `found`, hold what the saved state does: the saved state
-    /// is written back to the device when it is closed, and BARs the new kernel assigned
-    /// elsewhere would then be moved under other devices' resources.
-    pub fn check_bars(&self, found: &[u32; BARS]) -> Result<(), Invalid> {
+    /// Checks the record against the device found at its address: its config space is
+    /// `config_size` bytes, as the virtual one must be, and its BARs hold `bars`, as the saved
+    /// state must: the saved state is written back to the device when it is closed, and BARs
+    /// the new kernel assigned elsewhere would then be moved under other devices' resources.
+    pub fn check_device(&self, bars: &[u32; BARS], config_size: usize) -> Result<(), Invalid> {
+        if self.vconfig.len() != config_size {
+            return Err(Invalid::DeviceConfigSize {
+                recorded: self.vconfig.len(),
+                found: config_size,
+            });
+        }
         let recorded = &self.config_header[FIRST_BAR_DWORD..FIRST_BAR_DWORD + BARS];
-        match recorded.iter().zip(found).position(|(r, f)| r != f) {
+        match recorded.iter().zip(bars).position(|(r, b)| r != b) {
             None => Ok(()),
             Some(index) => Err(Invalid::Bar {
                 index,
                 recorded: recorded[index],
-                found: found[index],
+                found: bars[index],
             }),
         }
     }

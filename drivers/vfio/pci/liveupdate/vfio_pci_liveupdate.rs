@@ -88,7 +88,7 @@ enum Stage {
     Retrieved(Kept),
     /// Restored by the first open; `bus_master` comes back at the first attach to an IOAS.
     Restored { bus_master: bool },
-    /// Attached with bus mastering as it was, or given the normal path: nothing left to do.
+    /// Attached with bus mastering as it was, or its restore failed: nothing left to do.
     TakenBack,
 }
 
@@ -217,11 +217,15 @@ fn bars_of(dev: &pci::Device) -> Result<[u32; abi::BARS]> {
 }
 
 /// The record handed over for a device, checked whole against the device at its address,
-/// BARs included.
+/// config space size and BARs included.
 fn parse_record<'a>(mem: &'a KhoMem<Incoming>, dev: &pci::Device) -> Result<Record<'a>> {
     let bars = bars_of(dev)?;
     abi::parse(mem.as_bytes(), &identity_of(dev))
-        .and_then(|record| record.check_bars(&bars).map(|()| record))
+        .and_then(|record| {
+            record
+                .check_device(&bars, dev.config_space_size())
+                .map(|()| record)
+        })
         .map_err(|e| {
             dev_err!(
                 dev.as_ref(),
@@ -482,20 +486,7 @@ fn with_retrieved<R>(vdev: &PciCoreDevice, f: impl FnOnce(&mut Retrieved) -> R) 
 
 fn incoming(vdev: &PciCoreDevice) -> bool {
     with_retrieved(vdev, |retrieved| {
-        let Stage::Retrieved(kept) = &retrieved.stage else {
-            return false;
-        };
-        if kept.vconfig.len() == vdev.cfg_size() {
-            return true;
-        }
-        dev_err!(
-            vdev.pci_dev().as_ref(),
-            "rejecting the preserved vfio-pci state: config space of {} bytes, the device has {}; the device is reset as usual\n",
-            kept.vconfig.len(),
-            vdev.cfg_size()
-        );
-        retrieved.stage = Stage::TakenBack;
-        false
+        matches!(retrieved.stage, Stage::Retrieved(_))
     })
     .unwrap_or(false)
 }
@@ -508,7 +499,7 @@ fn restore(vdev: &PciCoreDevice) {
             retrieved.stage = stage;
             return;
         };
-        // `incoming()` checked everything `restore()` can refuse.
+        // The retrieve checked everything `restore()` can refuse.
         match vdev.restore(kept.reset_works, kept.saved, &kept.vconfig) {
             Ok(()) => {
                 retrieved.stage = Stage::Restored {
@@ -638,17 +629,26 @@ mod tests {
     }
 
     #[test]
-    fn a_device_whose_bars_moved_is_refused() -> Result {
+    fn a_device_whose_bars_or_config_space_changed_is_refused() -> Result {
         let edu = dev(1, 0)?;
         let (_saved, bytes) = record_of(&edu)?;
         let record = parse_as(&bytes, &edu).map_err(|_| EINVAL)?;
+        let size = edu.config_space_size();
         let mut bars = bars_of(&edu)?;
-        assert_eq!(record.check_bars(&bars), Ok(()));
+        assert_eq!(record.check_device(&bars, size), Ok(()));
+        let other_size = if size == 256 { 4096 } else { 256 };
+        assert_eq!(
+            record.check_device(&bars, other_size),
+            Err(Invalid::DeviceConfigSize {
+                recorded: size,
+                found: other_size
+            })
+        );
         // BAR 0 of the edu holds its 1 MiB of registers somewhere below 4 GiB.
         assert_ne!(bars[0], 0);
         bars[0] ^= 0x0010_0000;
         assert!(matches!(
-            record.check_bars(&bars),
+            record.check_device(&bars, size),
             Err(Invalid::Bar { index: 0, .. })
         ));
         Ok(())
