@@ -205,7 +205,7 @@ fn hold_until_kexec(keep: Vec<Box<dyn std::any::Any>>) -> ! {
 }
 
 fn preserve() -> ExitCode {
-    let mut tap = Tap::new(5);
+    let mut tap = Tap::new(4);
     let device = match VfioDevice::open(DEVICE) {
         Ok(d) => d,
         Err(e) => {

@@ -4,6 +4,9 @@
 //! It is fed one line at a time, because results arrive over a serial
 //! console interleaved with other kernel messages, and it reports leaf
 //! results: a suite's cases rather than the suite, named `suite.case`.
+//! A group whose results do not match its plan (`1..N`) gets a failed
+//! result `plan` of its own: a test that stopped half-way or printed twice
+//! must not pass on the results it did print.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -28,7 +31,26 @@ pub struct Parser {
     /// `pending[d]`: results seen at depth `d` whose parent has not been
     /// closed yet (their names get the parent's name as prefix).
     pending: Vec<Vec<TestResult>>,
+    /// `plans[d]`: the plan of the group open at depth `d`, if it had one.
+    plans: Vec<Option<Plan>>,
     results: Vec<TestResult>,
+}
+
+#[derive(Clone, Copy)]
+struct Plan {
+    planned: u64,
+    seen: u64,
+}
+
+impl Plan {
+    /// A failed result `plan` when the group's results do not match it.
+    fn check(self) -> Option<TestResult> {
+        (self.seen != self.planned).then(|| TestResult {
+            name: "plan".into(),
+            outcome: Outcome::Fail,
+            detail: format!("planned {} tests, {} reported", self.planned, self.seen),
+        })
+    }
 }
 
 impl Parser {
@@ -50,9 +72,19 @@ impl Parser {
             });
             return;
         }
+        if self.plans.len() < depth + 2 {
+            self.plans.resize(depth + 2, None);
+        }
+        if let Some(planned) = parse_plan(text) {
+            self.plans[depth] = Some(Plan { planned, seen: 0 });
+            return;
+        }
         let Some(result) = parse_result(text) else {
             return;
         };
+        if let Some(plan) = &mut self.plans[depth] {
+            plan.seen += 1;
+        }
         if self.pending.len() < depth + 2 {
             self.pending.resize_with(depth + 2, Vec::new);
         }
@@ -62,7 +94,10 @@ impl Parser {
             let orphans = std::mem::take(&mut self.pending[d]);
             self.pending[depth + 1].extend(orphans);
         }
-        let children = std::mem::take(&mut self.pending[depth + 1]);
+        let mut children = std::mem::take(&mut self.pending[depth + 1]);
+        for plan in self.plans[depth + 1..].iter_mut() {
+            children.extend(plan.take().and_then(Plan::check));
+        }
         let mut leaves = Vec::new();
         let has_failed_child = children.iter().any(|c| c.outcome == Outcome::Fail);
         let parent_only =
@@ -98,7 +133,17 @@ impl Parser {
         for level in self.pending.iter_mut() {
             self.results.append(level);
         }
+        for plan in self.plans.iter_mut() {
+            self.results.extend(plan.take().and_then(Plan::check));
+        }
     }
+}
+
+/// `1..N`, possibly followed by a directive (`1..0 # SKIP why`).
+fn parse_plan(text: &str) -> Option<u64> {
+    let count = text.strip_prefix("1..")?;
+    let count = count.split_once(' ').map_or(count, |(n, _)| n);
+    count.parse().ok()
 }
 
 /// `ok 3 - name # SKIP reason` / `not ok 1 name`.
@@ -200,6 +245,32 @@ mod tests {
         );
         let got = parse("ok 1 a\nBail out! no /dev/liveupdate\n");
         assert_eq!(got[1], ("bail out".into(), Outcome::Fail));
+    }
+
+    #[test]
+    fn results_that_do_not_match_their_plan_fail() {
+        let fails = |log: &str| -> Vec<String> {
+            let mut p = Parser::new();
+            log.lines().for_each(|l| p.line(l));
+            p.finish()
+                .into_iter()
+                .filter(|r| r.outcome == Outcome::Fail)
+                .map(|r| format!("{}: {}", r.name, r.detail))
+                .collect()
+        };
+        // A suite that stopped before its case, a top-level plan exceeded,
+        // a program that stopped half-way.
+        let log = "1..2\n    1..1\n    ok 1 a\nok 1 suite\n    1..1\n    ok 1 b\nok 2 other\n";
+        assert!(fails(log).is_empty());
+        let short = log.replace("    ok 1 b\n", "");
+        assert_eq!(fails(&short), ["other.plan: planned 1 tests, 0 reported"]);
+        let extra = format!("{log}ok 3 third\n");
+        assert_eq!(fails(&extra), ["plan: planned 2 tests, 3 reported"]);
+        assert_eq!(
+            fails("TAP version 13\n1..3\nok 1 x\nok 2 y\n"),
+            ["plan: planned 3 tests, 2 reported"]
+        );
+        assert!(fails("1..0 # SKIP no device\n").is_empty());
     }
 
     #[test]

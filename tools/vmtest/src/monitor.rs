@@ -19,7 +19,9 @@ const KERNEL_PROBLEMS: &[&str] = &[
     "UBSAN:",
     "KFENCE:",
     "unreferenced object",
-    "INFO: task hung",
+    "kernel BUG at",
+    // The hung-task detector: "INFO: task <comm>:<pid> blocked for more than <n> seconds."
+    "blocked for more than",
     "rcu: INFO:",
     // An interrupt line disabled after an unhandled interrupt storm.
     "nobody cared",
@@ -50,6 +52,10 @@ pub struct Monitor {
     boot: usize,
     stage: usize,
     kernel_ktap: ktap::Parser,
+    /// `expected_kunit[b]`: the KUnit suites boot `b + 1` must report.
+    expected_kunit: Vec<Vec<String>>,
+    /// Results that may skip; any other skip fails.
+    expected_skips: Vec<String>,
     running: Option<Running>,
     results: Vec<TestResult>,
     done: bool,
@@ -65,10 +71,26 @@ impl Monitor {
             boot: 0,
             stage: 0,
             kernel_ktap: ktap::Parser::new(),
+            expected_kunit: Vec::new(),
+            expected_skips: Vec::new(),
             running: None,
             results: Vec::new(),
             done: false,
         }
+    }
+
+    /// Boot `boot` (1-based) must report results of each of `suites`.
+    pub fn expect_kunit(&mut self, boot: usize, suites: &[String]) {
+        if self.expected_kunit.len() < boot {
+            self.expected_kunit.resize(boot, Vec::new());
+        }
+        self.expected_kunit[boot - 1] = suites.to_vec();
+    }
+
+    /// The results named in `names` may skip; a skip of any other fails, as a
+    /// test that skips where it should run checks nothing.
+    pub fn expect_skips(&mut self, names: &[String]) {
+        self.expected_skips = names.to_vec();
     }
 
     /// Boots seen so far (the first boot and one per kexec).
@@ -206,6 +228,22 @@ impl Monitor {
 
     fn collect_kunit(&mut self, progress: &mut Vec<String>) {
         let kunit = std::mem::take(&mut self.kernel_ktap).finish();
+        let expected = match self.boot {
+            0 => Vec::new(),
+            b => self.expected_kunit.get(b - 1).cloned().unwrap_or_default(),
+        };
+        for suite in expected {
+            let prefix = format!("{suite}.");
+            if !kunit
+                .iter()
+                .any(|r| r.name == suite || r.name.starts_with(&prefix))
+            {
+                self.fail(
+                    format!("boot {}: kunit: {suite}", self.boot),
+                    "expected suite reported no result",
+                );
+            }
+        }
         if kunit.is_empty() {
             return;
         }
@@ -266,6 +304,12 @@ impl Monitor {
                 "guest: completed every stage".into(),
                 "the guest stopped before the end",
             );
+        }
+        for r in &mut self.results {
+            if r.outcome == Outcome::Skip && !self.expected_skips.contains(&r.name) {
+                r.outcome = Outcome::Fail;
+                r.detail = format!("skipped where the scenario expects it to run: {}", r.detail);
+            }
         }
         self.results
     }
@@ -385,6 +429,42 @@ mod tests {
     }
 
     #[test]
+    fn a_hung_task_or_a_bug_inside_another_line_fails() {
+        for problem in [
+            "INFO: task lu-init:1 blocked for more than 122 seconds.",
+            "kernel BUG at drivers/pci/pci.c:12!",
+        ] {
+            let log = GOOD_TWO_STAGES
+                .replace("<lu> done", &format!("partial output{problem}\n<lu> done"));
+            let results = run(2, &log, End::Exited);
+            assert_eq!(failures(&results), ["boot 2: kernel"]);
+            assert!(results
+                .iter()
+                .any(|r| !r.detail.is_empty() && problem.ends_with(&r.detail)));
+        }
+    }
+
+    #[test]
+    fn an_expected_kunit_suite_that_did_not_run_fails() {
+        let suites = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut m = Monitor::new(2);
+        m.expect_kunit(1, &suites(&["s", "gone"]));
+        m.expect_kunit(2, &suites(&["later"]));
+        for line in GOOD_TWO_STAGES.lines() {
+            if line.starts_with(PREFIX) {
+                m.guest(line);
+            } else {
+                m.console(line);
+            }
+        }
+        let results = m.finish(End::Exited);
+        assert_eq!(
+            failures(&results),
+            ["boot 1: kunit: gone", "boot 2: kunit: later"]
+        );
+    }
+
+    #[test]
     fn an_interrupt_storm_fails() {
         let log = GOOD_TWO_STAGES.replace(
             "<lu> done",
@@ -398,6 +478,13 @@ mod tests {
         let log = "<lu> stage 1 of 1\n<lu> run 1 k\n<lu> out 1 ok 1 a\n<lu> out 1 not ok 2 b\n<lu> exit 1 code 1\n\
                    <lu> run 2 s\n<lu> exit 2 code 4\n<lu> done\n";
         let got = run(1, log, End::Exited);
+        assert_eq!(failures(&got), ["stage 1: k: b", "stage 1: s"]);
+        let mut m = Monitor::new(1);
+        m.expect_skips(&["stage 1: s".to_string()]);
+        for line in log.lines() {
+            m.guest(line);
+        }
+        let got = m.finish(End::Exited);
         assert_eq!(failures(&got), ["stage 1: k: b"]);
         assert!(got
             .iter()

@@ -9,7 +9,8 @@
 //! devices = [{ model = "edu" }]
 //!
 //! [[stage]]
-//! kunit = "rust_*"                 # KUnit suites run at this boot
+//! kunit = "rust_*"                 # KUnit suites run at this boot,
+//! kunit_suites = ["rust_kernel_kho"] # each of which must report
 //! run = [["luo_kexec_simple", "-s", "1"]]
 //!
 //! [[stage]]
@@ -37,6 +38,10 @@ pub struct Scenario {
     pub devices: Vec<Device>,
     #[serde(rename = "stage")]
     pub stages: Vec<StageSpec>,
+    /// Results that may skip, by name as the runner reports them; any other
+    /// skip fails.
+    #[serde(default)]
+    pub expected_skips: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +106,11 @@ pub struct StageSpec {
     /// KUnit suite glob to run at this boot; without it KUnit stays off.
     #[serde(default)]
     pub kunit: Option<String>,
+    /// The KUnit suites the glob must run: a suite missing from the boot's
+    /// results fails, so a suite that is not built or not matched cannot
+    /// pass unnoticed.
+    #[serde(default)]
+    pub kunit_suites: Vec<String>,
     /// Programs with their arguments, run in order.
     #[serde(default)]
     pub run: Vec<Vec<String>>,
@@ -141,6 +151,17 @@ impl Scenario {
             return Err(format!("empty command in a stage: {run:?}"));
         }
         Device::ports(&s.devices)?;
+        if let Some((n, _)) = s
+            .stages
+            .iter()
+            .enumerate()
+            .find(|(_, st)| st.kunit.is_some() == st.kunit_suites.is_empty())
+        {
+            return Err(format!(
+                "stage {}: kunit and kunit_suites go together",
+                n + 1
+            ));
+        }
         if let Some(bad) = s
             .cmdline
             .iter()
@@ -209,6 +230,7 @@ mod tests {
         devices = [{ model = "edu" }]
         [[stage]]
         kunit = "rust_*"
+        kunit_suites = ["rust_a"]
         run = [["t", "-s", "1"], ["u"]]
         [[stage]]
         run = [["t", "-s", "2"]]

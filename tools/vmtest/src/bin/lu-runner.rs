@@ -208,6 +208,10 @@ fn run_scenario(
     let lines = guest_lines(&mut child, events);
     let mut log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut monitor = Monitor::new(plan.stages.len());
+    monitor.expect_skips(&scenario.expected_skips);
+    for (n, stage) in scenario.stages.iter().enumerate() {
+        monitor.expect_kunit(n + 1, &stage.kunit_suites);
+    }
     let mut report = Report::default();
     let limit = Duration::from_secs(scenario.boot_timeout);
     let mut boot_start = Instant::now();
