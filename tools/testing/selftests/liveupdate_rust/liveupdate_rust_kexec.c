@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <libliveupdate.h>
 #include <lu_pci_sysfs.h>
+#include <lu_stage.h>
 
 #define TEST_DEVICE		"/dev/rust_luo_test"
 #define SET_VALUE		_IO('L', 0x70)
@@ -186,7 +187,7 @@ static void run_stage_1(int luo_fd)
 	close(dev_fd);
 
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 static void run_stage_2(int luo_fd, int state_session_fd)

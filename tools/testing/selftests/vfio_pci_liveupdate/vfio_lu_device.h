@@ -21,6 +21,7 @@
 #include <linux/vfio.h>
 #include <libliveupdate.h>
 #include <lu_pci_sysfs.h>
+#include <lu_stage.h>
 
 static int iommufd = -1;
 static __u32 ioas_id;

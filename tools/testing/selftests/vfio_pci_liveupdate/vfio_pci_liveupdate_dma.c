@@ -265,7 +265,7 @@ static void run_stage_1(int luo_fd)
 
 	/* The device keeps receiving until the kexec, and through it. */
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 /* Maps the memfd preserved as @token; NULL on failure. */

@@ -109,7 +109,7 @@ static void run_stage_1(int luo_fd)
 			 luo_session_preserve_fd(session_fd, dev_fd, DEVICE_TOKEN) == 0,
 			 "preserve the device file\n");
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 static void run_stage_2(int luo_fd, int state_session_fd)

@@ -138,7 +138,7 @@ static void run_stage_1(int luo_fd)
 			 "preserve %s, bus master, alone in a session\n", UNBOUND_PCI);
 
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 /*

@@ -97,7 +97,7 @@ static void run_stage_1(int luo_fd)
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, 2);
 	ksft_test_result_pass("ready for the kexec into stage 2\n");
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 static void run_later_stage(int luo_fd, int state_session_fd, int stage)
@@ -126,7 +126,7 @@ static void run_later_stage(int luo_fd, int state_session_fd, int stage)
 			 "preserve it again, for the kexec into stage %d\n", stage + 1);
 	create_state_file(luo_fd, STATE_SESSION, STATE_TOKEN, stage + 1);
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 int main(int argc, char *argv[])

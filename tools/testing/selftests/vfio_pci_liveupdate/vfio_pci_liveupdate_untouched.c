@@ -311,7 +311,7 @@ static void run_stage_1(int luo_fd)
 			 luo_session_preserve_fd(group_session_fd, group_fd, GROUP_TOKEN) == 0,
 			 "preserve %s alone in a session\n", GROUP_PCI);
 	close(luo_fd);
-	daemonize_and_wait();
+	hold_sessions_for_kexec();
 }
 
 /* Retrieves and binds the device preserved as @token in @session; fd or -1. */
