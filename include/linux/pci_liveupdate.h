@@ -5,10 +5,11 @@
  * A driver whose Live Update file handler preserves PCI devices registers
  * the handler with pci_liveupdate_register_flb(), calls
  * pci_liveupdate_preserve() from its preserve callback (and
- * pci_liveupdate_unpreserve() from unpreserve), and in the next kernel asks
- * pci_liveupdate_is_incoming() and calls pci_liveupdate_finish() once it
- * has taken the device back. Every function returns 0 or a negative errno,
- * unless it returns bool.
+ * pci_liveupdate_unpreserve() from unpreserve). In the next kernel it claims
+ * each device it takes back with pci_liveupdate_claim(), which the PCI core
+ * otherwise releases (resets) once pci_liveupdate.claim_timeout seconds have
+ * passed, and calls pci_liveupdate_finish() once it is done with it. Every
+ * function returns 0 or a negative errno, unless it returns bool.
  */
 #ifndef _LINUX_PCI_LIVEUPDATE_H
 #define _LINUX_PCI_LIVEUPDATE_H
@@ -38,6 +39,7 @@ int pci_liveupdate_unpreserve(struct pci_dev *dev);
 int pci_liveupdate_freeze(struct pci_dev *dev);
 void pci_liveupdate_unfreeze(struct pci_dev *dev);
 bool pci_liveupdate_is_incoming(struct pci_dev *dev);
+int pci_liveupdate_claim(struct pci_dev *dev);
 int pci_liveupdate_finish(struct pci_dev *dev);
 
 /* For the PCI core: enumeration found @dev. */
@@ -83,6 +85,11 @@ static inline void pci_liveupdate_unfreeze(struct pci_dev *dev)
 static inline bool pci_liveupdate_is_incoming(struct pci_dev *dev)
 {
 	return false;
+}
+
+static inline int pci_liveupdate_claim(struct pci_dev *dev)
+{
+	return -EOPNOTSUPP;
 }
 
 static inline int pci_liveupdate_finish(struct pci_dev *dev)

@@ -8,8 +8,9 @@
 //! A kernel about to kexec allocates and preserves memory with [`KhoMem::alloc_preserve`],
 //! fills it in, and hands its physical address ([`KhoMem::phys`]) to the next kernel, usually
 //! as the `u64` of a Live Update file or FLB, while it keeps the object alive until the kexec.
-//! The next kernel takes the memory back with [`KhoMem::restore`]. Everything read from such memory came from another kernel: read it
-//! through [`FromBytes`] types only and validate it before use.
+//! The next kernel takes the memory back with [`KhoMem::restore`]. Everything read from such
+//! memory came from another kernel: read it through [`FromBytes`] types only and validate it
+//! before use, addresses of further preserved memory included.
 //!
 //! [`KhoBlockSet`] holds a variable number of fixed-size entries in a chain of preserved pages.
 
@@ -156,15 +157,18 @@ impl KhoMem<Outgoing> {
 impl KhoMem<Incoming> {
     /// Takes back the memory the previous kernel preserved at `phys`.
     ///
-    /// KHO checks that `phys` is the start of memory preserved for this kernel and not restored
-    /// before; otherwise this fails with `EINVAL` (and KHO warns once). The contents are
-    /// whatever the previous kernel wrote: validate them before use.
+    /// `phys` is typically read from handed-over state, which may be corrupt, so it is checked
+    /// first: unless it is the start of memory preserved for this kernel and not restored
+    /// before, this fails with `EINVAL`, quietly. The contents are whatever the previous
+    /// kernel wrote: validate them before use.
     pub fn restore(phys: u64) -> Result<Self> {
-        if phys == 0 || phys % PAGE_SIZE as u64 != 0 {
+        // SAFETY: `kho_preserved_order()` only looks at the `struct page` of `phys`, if any, and
+        // may be called with any address.
+        if unsafe { bindings::kho_preserved_order(phys) } < 0 {
             return Err(EINVAL);
         }
-        // SAFETY: `kho_restore_folio()` validates `phys` and returns NULL when it is not the
-        // head of a preserved folio.
+        // SAFETY: `kho_restore_folio()` may be called with any address and returns NULL when no
+        // preservation starts there; checked above, so it does not warn about that either.
         let folio = unsafe { bindings::kho_restore_folio(phys) };
         if folio.is_null() {
             return Err(EINVAL);
@@ -187,12 +191,56 @@ impl<D: Direction> Drop for KhoMem<D> {
     }
 }
 
+/// Most blocks a handed-over [`KhoBlockSet`] may have, as KHO's own block sets.
+const MAX_BLOCKS: usize = 10000;
+
+/// Why a handed-over [`KhoBlockSet`] was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockChainError {
+    /// A block's address is not memory preserved for this kernel (or already restored).
+    NotPreserved {
+        /// The block's position in the chain.
+        block: usize,
+    },
+    /// A block is preserved memory, but not of one page.
+    NotABlock {
+        /// The block's position in the chain.
+        block: usize,
+    },
+    /// A block's entry count is 0 or more than a block holds.
+    Count {
+        /// The block's position in the chain.
+        block: usize,
+        /// Its entry count.
+        count: u64,
+    },
+    /// The chain has more blocks than a block set may.
+    TooLong,
+    /// Out of memory for the entries.
+    NoMemory,
+}
+
+impl crate::fmt::Display for BlockChainError {
+    fn fmt(&self, f: &mut crate::fmt::Formatter<'_>) -> crate::fmt::Result {
+        match self {
+            Self::NotPreserved { block } => {
+                write!(f, "block {block} is not in memory KHO handed over")
+            }
+            Self::NotABlock { block } => write!(f, "block {block} is not one page"),
+            Self::Count { block, count } => {
+                write!(f, "block {block} claims {count} entries")
+            }
+            Self::TooLong => write!(f, "more than {MAX_BLOCKS} blocks"),
+            Self::NoMemory => write!(f, "out of memory"),
+        }
+    }
+}
+
 /// A chain of preserved pages holding entries of type `E`, for arrays whose length is not known
 /// in advance.
 ///
 /// Only the physical address of the first block ([`KhoBlockSet::head_phys`]) needs handing over;
-/// the next kernel rebuilds the set with [`KhoBlockSet::restore`], which rejects chains that loop
-/// or blocks whose entry count does not fit a block.
+/// the next kernel reads the entries back with [`KhoBlockSet::read_incoming`].
 ///
 /// # Invariants
 ///
@@ -227,20 +275,54 @@ impl<E: FromBytes + AsBytes + Copy> KhoBlockSet<E> {
         })
     }
 
-    /// Rebuilds the set the previous kernel handed over at `head_phys` (0: empty).
-    pub fn restore(head_phys: u64) -> impl PinInit<Self, Error> {
-        build_assert!(size_of::<E>() > 0 && Self::ENTRIES_PER_BLOCK > 0);
-        try_pin_init!(Self {
-            inner <- Opaque::try_ffi_init(|slot| {
-                // The restore frees what it took on failure, leaving an empty set.
-                // SAFETY: `slot` is valid for writes and initialised before the restore.
-                unsafe {
-                    bindings::kho_block_set_init(slot, size_of::<E>());
-                    to_result(bindings::kho_block_set_restore(slot, head_phys))
+    /// Reads the entries of the set the previous kernel handed over at `head_phys` (0: empty),
+    /// in order, and frees its blocks.
+    ///
+    /// Every block address is checked to be memory preserved for this kernel, one page, before
+    /// anything in it is read, and every entry count against the block size, so a corrupt
+    /// chain is rejected whole and never followed outside preserved memory. A chain cannot loop:
+    /// a block is restored only once. The blocks that could be restored are freed whether the
+    /// chain is accepted or not.
+    pub fn read_incoming(head_phys: u64) -> Result<KVec<E>, BlockChainError> {
+        let mut entries = KVec::new();
+        let mut verdict = Ok(());
+        let mut next = head_phys;
+        let mut block = 0;
+        while next != 0 {
+            if block == MAX_BLOCKS {
+                return Err(BlockChainError::TooLong);
+            }
+            let Ok(mem) = KhoMem::restore(next) else {
+                return verdict.and(Err(BlockChainError::NotPreserved { block }));
+            };
+            let bytes = mem.as_bytes();
+            let word = |at: usize| {
+                let mut raw = [0; 8];
+                raw.copy_from_slice(&bytes[at..at + 8]);
+                u64::from_ne_bytes(raw)
+            };
+            // `struct kho_block_header_ser`: the next block's address, then the entry count.
+            next = word(0);
+            let count = word(8);
+            if mem.size() != PAGE_SIZE {
+                verdict = verdict.and(Err(BlockChainError::NotABlock { block }));
+            } else if count == 0 || count > Self::ENTRIES_PER_BLOCK as u64 {
+                verdict = verdict.and(Err(BlockChainError::Count { block, count }));
+            }
+            if verdict.is_ok() {
+                let first = size_of::<bindings::kho_block_header_ser>();
+                let data = &bytes[first..first + count as usize * size_of::<E>()];
+                for raw in data.chunks_exact(size_of::<E>()) {
+                    let entry = E::from_bytes_copy(raw).ok_or(BlockChainError::NoMemory)?;
+                    entries
+                        .push(entry, GFP_KERNEL)
+                        .map_err(|_| BlockChainError::NoMemory)?;
                 }
-            }),
-            _entry: PhantomData,
-        })
+            }
+            block += 1;
+            // `mem` is freed here: its entries are copied out.
+        }
+        verdict.map(|()| entries)
     }
 
     /// The physical address of the first block, 0 when the set is empty.
@@ -397,10 +479,38 @@ mod tests {
         Ok(())
     }
 
+    /// Addresses a corrupt record could hold; none starts memory handed over to this kernel.
+    fn not_handed_over() -> Result<[u64; 5]> {
+        // Preserved, but by this kernel for the next one.
+        let outgoing = KhoMem::alloc_preserve(PAGE_SIZE)?;
+        Ok([
+            0,
+            PAGE_SIZE as u64 + 8,
+            outgoing.phys(),
+            outgoing.phys() + 8,
+            1 << 52,
+        ])
+    }
+
+    // KHO warns when asked to restore such an address; the runner fails a warning.
     #[test]
-    fn restore_refuses_addresses_kho_cannot_have_preserved() {
-        assert_eq!(KhoMem::restore(0).err(), Some(EINVAL));
-        assert_eq!(KhoMem::restore(PAGE_SIZE as u64 + 8).err(), Some(EINVAL));
+    fn restore_refuses_what_was_not_handed_over_quietly() -> Result {
+        for phys in not_handed_over()? {
+            assert_eq!(KhoMem::restore(phys).err(), Some(EINVAL));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn block_chains_outside_handed_over_memory_are_refused() -> Result {
+        assert!(KhoBlockSet::<u64>::read_incoming(0).is_ok_and(|e| e.is_empty()));
+        for phys in not_handed_over()?.into_iter().skip(1) {
+            assert_eq!(
+                KhoBlockSet::<u64>::read_incoming(phys).err(),
+                Some(BlockChainError::NotPreserved { block: 0 })
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //! (from PCI enumeration), validates it as a whole, and answers from it until the driver calls
 //! `pci_liveupdate_finish()`. While a device is incoming, enumeration leaves its configuration
 //! as the previous kernel left it, and nothing but its Live Update driver may bind to it or
-//! reset the bus it is on.
+//! reset the bus it is on. A driver takes a device back by claiming it
+//! (`pci_liveupdate_claim()`); a device no driver claimed within `claim_timeout` seconds (a
+//! kernel without the driver, a VMM that never came back) is released: no longer incoming,
+//! bus mastering off, reset, like any device at boot.
 //!
 //! Unlike the C proposal upstream, nothing here panics. Handed-over state that does not
 //! validate is rejected with a message saying why, and the kernel boots as if nothing had been
@@ -31,11 +34,13 @@
 //! nothing here calls into LUO while holding ours.
 
 use kernel::{
-    kho::{KhoBlockSet, KhoMem, Outgoing},
+    kho::{BlockChainError, KhoBlockSet, KhoMem, Outgoing},
     liveupdate::{Flb, FlbOps, Handle},
     new_rwsem, pci,
     prelude::*,
-    sync::{RwSemaphore, SetOnce},
+    sync::{aref::ARef, Arc, RwSemaphore, SetOnce},
+    time::msecs_to_jiffies,
+    workqueue::{self, impl_has_delayed_work, new_delayed_work, DelayedWork, WorkItem},
 };
 
 pub mod abi;
@@ -51,6 +56,12 @@ module! {
     authors: ["Rust Live Update developers"],
     description: "PCI core support for Live Update",
     license: "GPL",
+    params: {
+        claim_timeout: u32 {
+            default: 300,
+            description: "Seconds after boot within which a driver must claim an incoming device before it is released and reset; 0: never",
+        },
+    },
 }
 
 /// Everything lives in statics created on first use; there is nothing to set up.
@@ -196,6 +207,8 @@ type TableOp = fn(&mut DeviceTable, &[DevId]) -> Result<(), TableError>;
 struct Tables {
     outgoing: Option<OutgoingRecord>,
     incoming: Option<DeviceTable>,
+    /// Incoming devices a driver claimed; they are not released when the claim timeout passes.
+    claimed: KVec<DevId>,
     /// The handed-over record was looked for (found or not).
     incoming_checked: bool,
     /// The previous kernel handed over preserved devices; never cleared.
@@ -212,6 +225,7 @@ fn tables() -> Result<&'static RwSemaphore<Tables>> {
             new_rwsem!(Tables {
                 outgoing: None,
                 incoming: None,
+                claimed: KVec::new(),
                 incoming_checked: false,
                 had_incoming: false,
             }),
@@ -244,40 +258,47 @@ fn path_of(dev: &pci::Device) -> Result<KVec<DevId>> {
     Ok(path)
 }
 
-/// Rebuilds the table the previous kernel handed over at `handle`.
-fn load_incoming(handle: Handle) -> Result<DeviceTable, &'static str> {
-    let mem = handle
-        .restore()
-        .map_err(|_| "the header is not in memory KHO handed over")?;
+/// Why the handed-over table was not taken.
+enum Rejected {
+    /// The header is not in memory KHO handed over.
+    NotHandedOver,
+    /// The chain of entry blocks is corrupt.
+    Chain(BlockChainError),
+    /// The header or the entries are invalid.
+    Invalid(Invalid),
+    /// Out of memory.
+    NoMemory,
+}
+
+impl kernel::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self {
+            Self::NotHandedOver => f.write_str("the header is not in memory KHO handed over"),
+            Self::Chain(e) => f.write_fmt(fmt!("entry blocks: {e}")),
+            Self::Invalid(why) => kernel::fmt::Display::fmt(why, f),
+            Self::NoMemory => f.write_str("out of memory"),
+        }
+    }
+}
+
+/// Rebuilds the table the previous kernel handed over at `handle`, and frees the KHO memory
+/// it was in, taken or not.
+fn load_incoming(handle: Handle) -> Result<DeviceTable, Rejected> {
+    let mem = handle.restore().map_err(|_| Rejected::NotHandedOver)?;
     let mut bytes = [0; HEADER_SIZE];
     bytes.copy_from_slice(&mem.as_bytes()[..HEADER_SIZE]);
     let header = Header::decode(&bytes);
-    // Check the version before following the entry chain, whose layout depends on it.
+    // Every version keeps the entry chain's address where this one has it (`pci.h`), so the
+    // chain is freed even when its entries cannot be read; each block is checked first.
+    let raw = KhoBlockSet::<[u8; ENTRY_SIZE]>::read_incoming(header.devices);
     if header.version != VERSION {
-        pr_err!(
-            "handed-over state has ABI version {}, this kernel reads {}\n",
-            header.version,
-            VERSION
-        );
-        return Err("unknown ABI version");
+        return Err(Rejected::Invalid(Invalid::Version(header.version)));
     }
-    let entries = KBox::pin_init(
-        KhoBlockSet::<[u8; ENTRY_SIZE]>::restore(header.devices),
-        GFP_KERNEL,
-    )
-    .map_err(|_| "the entry blocks are corrupt (loop, or bad entry count)")?;
-    let raw = entries
-        .read_all()
-        .map_err(|_| "out of memory reading the entries")?;
-    match Table::load(&header, &raw, KVec::new()) {
-        Ok(table) => Ok(table),
-        Err(LoadError::Invalid(why)) => {
-            pr_err!("handed-over state is invalid: {}\n", why);
-            Err("invalid entries")
-        }
-        Err(LoadError::NoMemory) => Err("out of memory loading the entries"),
-    }
-    // `entries` and `mem` are freed here: the table holds all we need.
+    let raw = raw.map_err(Rejected::Chain)?;
+    Table::load(&header, &raw, KVec::new()).map_err(|e| match e {
+        LoadError::Invalid(why) => Rejected::Invalid(why),
+        LoadError::NoMemory => Rejected::NoMemory,
+    })
 }
 
 struct PciFlb;
@@ -317,11 +338,14 @@ impl FlbOps for PciFlb {
                     table.len()
                 );
                 tables.had_incoming |= !table.is_empty();
+                if !table.is_empty() {
+                    schedule_release();
+                }
                 tables.incoming = Some(table);
             }
             Err(why) => {
                 pr_err!(
-                    "rejecting the handed-over state ({}): booting as if no device had been preserved\n",
+                    "rejecting the handed-over state: {}; booting as if no device had been preserved\n",
                     why
                 );
                 tables.incoming = None;
@@ -465,13 +489,145 @@ fn keep_bus_numbers(_bridge: &pci::Device) -> bool {
     tables().is_ok_and(|t| t.read().had_incoming)
 }
 
+/// A driver takes the incoming `dev` back: it stays incoming until the driver finishes it, and
+/// is not released when the claim timeout passes.
+fn claim(dev: &pci::Device) -> Result {
+    check_incoming();
+    let id = id_of(dev);
+    let mut guard = tables()?.write();
+    let tables = &mut *guard;
+    let table = tables.incoming.as_ref().ok_or(ENOENT)?;
+    if dev.is_bridge() || table.refcount(id).is_none() {
+        return Err(ENOENT);
+    }
+    if tables.claimed.contains(&id) {
+        return Err(EBUSY);
+    }
+    tables.claimed.push(id, GFP_KERNEL)?;
+    Ok(())
+}
+
 /// The driver is done with the incoming `dev`.
 fn finish(dev: &pci::Device) -> Result {
     check_incoming();
     let path = path_of(dev)?;
-    let mut tables = tables()?.write();
+    let id = id_of(dev);
+    let mut guard = tables()?.write();
+    let tables = &mut *guard;
     let table = tables.incoming.as_mut().ok_or(ENOENT)?;
-    table.finish(&path).map_err(errno)
+    table.finish(&path).map_err(errno)?;
+    tables.claimed.retain(|c| *c != id);
+    Ok(())
+}
+
+/// Releases the incoming devices no driver claimed within the claim timeout, from the workqueue
+/// for long work items: each reset may wait for the device a while.
+#[pin_data]
+struct ReleaseUnclaimed {
+    #[pin]
+    work: DelayedWork<ReleaseUnclaimed>,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for ReleaseUnclaimed { self.work }
+}
+
+impl WorkItem for ReleaseUnclaimed {
+    type Pointer = Arc<Self>;
+
+    fn run(_this: Arc<Self>) {
+        if let Err(e) = release_unclaimed() {
+            pr_err!("cannot release the unclaimed incoming devices: {:?}\n", e);
+        }
+    }
+}
+
+/// Arms the claim timeout for the devices just handed over.
+fn schedule_release() {
+    let seconds = module_parameters::claim_timeout.value();
+    if seconds == 0 {
+        return;
+    }
+    let work = Arc::pin_init(
+        pin_init!(ReleaseUnclaimed {
+            work <- new_delayed_work!("pci_liveupdate::release"),
+        }),
+        GFP_KERNEL,
+    );
+    match work {
+        Ok(work) => {
+            let delay = msecs_to_jiffies(seconds.saturating_mul(1000));
+            let _ = workqueue::system_long().enqueue_delayed(work, delay);
+        }
+        Err(e) => pr_err!(
+            "cannot arm the claim timeout ({:?}): unclaimed devices stay incoming\n",
+            e
+        ),
+    }
+}
+
+/// Gives every incoming endpoint no driver claimed to the normal path: no longer incoming,
+/// bus mastering off, reset. Its bridges are only paths to it and stay as they are.
+fn release_unclaimed() -> Result {
+    let tables = tables()?;
+    let mut unclaimed = KVec::new();
+    {
+        let tables = tables.read();
+        let Some(table) = tables.incoming.as_ref() else {
+            return Ok(());
+        };
+        for entry in table.entries() {
+            if !tables.claimed.contains(&entry.id) {
+                unclaimed.push(entry.id, GFP_KERNEL)?;
+            }
+        }
+    }
+    // Looked up without our lock: enumeration calls into us with the PCI bus locks held.
+    let mut candidates: KVec<(ARef<pci::Device>, KVec<DevId>)> = KVec::new();
+    for id in unclaimed {
+        let [bus, devfn] = id.bdf.to_be_bytes();
+        let Some(dev) = pci::Device::get(id.domain, bus, devfn) else {
+            continue;
+        };
+        if !dev.is_bridge() {
+            let path = path_of(&dev)?;
+            candidates.push((dev, path), GFP_KERNEL)?;
+        }
+    }
+    let mut released = KVec::with_capacity(candidates.len(), GFP_KERNEL)?;
+    {
+        let mut guard = tables.write();
+        let tables = &mut *guard;
+        let Some(table) = tables.incoming.as_mut() else {
+            return Ok(());
+        };
+        for (dev, path) in candidates {
+            // Claimed or finished meanwhile: its driver has it.
+            let id = id_of(&dev);
+            if !tables.claimed.contains(&id) && table.finish(&path).is_ok() {
+                // Room was made above.
+                let _ = released.push_within_capacity(dev);
+            }
+        }
+    }
+    let seconds = module_parameters::claim_timeout.value();
+    for dev in released {
+        dev.clear_master();
+        match dev.reset_function() {
+            Ok(()) => dev_warn!(
+                dev.as_ref(),
+                "no driver claimed it within {} s of boot: released, bus mastering off, reset\n",
+                seconds
+            ),
+            Err(e) => dev_warn!(
+                dev.as_ref(),
+                "no driver claimed it within {} s of boot: released, bus mastering off; cannot reset it: {:?}\n",
+                seconds,
+                e
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// A driver is about to bind to `dev`. While `dev` is incoming, only a driver that leaves its
@@ -495,6 +651,7 @@ kernel::export_pci_device_fns! {
     pci_liveupdate_freeze() -> c_int = freeze;
     pci_liveupdate_unfreeze() -> () = unfreeze;
     pci_liveupdate_is_incoming() -> bool = is_incoming;
+    pci_liveupdate_claim() -> c_int = claim;
     pci_liveupdate_setup_device() -> () = setup_device;
     pci_liveupdate_check_probe(driver_managed_dma: bool) -> c_int = check_probe;
     pci_liveupdate_keep_bus_numbers() -> bool = keep_bus_numbers;

@@ -14,7 +14,9 @@
  * a kernel with that core and a kernel with this one read each other's
  * state. All fields are little-endian. No field may move, change size or
  * change meaning without a new PCI_LUO_FLB_VERSION; a kernel rejects state
- * of any version but its own, as a whole.
+ * of any version but its own, as a whole. The header's version and devices
+ * fields keep their place and meaning in every version, so that a kernel
+ * rejecting a version still frees the entry blocks.
  *
  * The Rust codec of this layout is drivers/pci/liveupdate/abi.rs; the kernel
  * build asserts its sizes and offsets against the ones asserted below.

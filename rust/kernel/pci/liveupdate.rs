@@ -5,9 +5,9 @@
 //! C header: [`include/linux/pci_liveupdate.h`](srctree/include/linux/pci_liveupdate.h)
 //!
 //! A driver whose [`FileHandler`] preserves PCI devices registers it with [`register_flb`],
-//! then preserves each device from its `preserve` callback. In the next kernel it asks
-//! [`Device::liveupdate_is_incoming`] and calls [`Device::liveupdate_finish`] once it has taken
-//! the device back.
+//! then preserves each device from its `preserve` callback. In the next kernel it claims each
+//! device it takes back with [`Device::liveupdate_claim`], which the PCI core otherwise releases
+//! after a while, and calls [`Device::liveupdate_finish`] once it is done with it.
 
 use super::Device;
 use crate::{
@@ -65,7 +65,17 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { bindings::pci_liveupdate_is_incoming(self.as_raw()) }
     }
 
-    /// The driver has taken the incoming device back.
+    /// The driver takes the incoming device back: the PCI core leaves it incoming until
+    /// [`Device::liveupdate_finish`], rather than release it when its claim timeout passes.
+    ///
+    /// Fails with `ENOENT` when the device is not incoming (never preserved, finished, or
+    /// released), `EBUSY` when already claimed, `ENOMEM`.
+    pub fn liveupdate_claim(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::pci_liveupdate_claim(self.as_raw()) })
+    }
+
+    /// The driver is done with the incoming device.
     pub fn liveupdate_finish(&self) -> Result {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
         to_result(unsafe { bindings::pci_liveupdate_finish(self.as_raw()) })

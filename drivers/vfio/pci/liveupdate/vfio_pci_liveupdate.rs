@@ -350,10 +350,11 @@ impl FileHandler for VfioPciHandler {
             pr_err!("no PCI device {:04x}:{:04x} to retrieve\n", domain, bdf);
             ENODEV
         })?;
-        if !dev.liveupdate_is_incoming() {
+        if let Err(e) = dev.liveupdate_claim() {
             dev_err!(
                 dev.as_ref(),
-                "retrieved, but not preserved by the PCI core\n"
+                "retrieved, but not incoming (never preserved, or released unclaimed): {:?}\n",
+                e
             );
             return Err(EINVAL);
         }

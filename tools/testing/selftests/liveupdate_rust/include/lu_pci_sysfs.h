@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * What the Live Update selftests read outside the interfaces they test: a PCI
- * device's config space through sysfs, so that what a driver or vfio shows
- * cannot hide the device's real state, and the kernel log.
+ * device's config space and BAR 0 through sysfs, so that what a driver or
+ * vfio shows cannot hide the device's real state, and the kernel log.
  */
 #ifndef LU_PCI_SYSFS_H
 #define LU_PCI_SYSFS_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define PCI_COMMAND		0x04
@@ -91,6 +93,29 @@ static inline int pci_config_word(const char *bdf, off_t at)
 static inline int pci_command(const char *bdf)
 {
 	return pci_config_word(bdf, PCI_COMMAND);
+}
+
+/*
+ * The 32-bit register at @at in BAR 0 of @bdf, read through sysfs
+ * (resource0) while no driver has the device open; 0xffffffff on error.
+ */
+static inline uint32_t pci_bar0_read32(const char *bdf, off_t at)
+{
+	size_t len = (at | 4095) + 1;
+	uint32_t *bar;
+	uint32_t val;
+	int fd = pci_sysfs_open(bdf, "resource0", O_RDWR);
+
+	if (fd < 0)
+		return ~0u;
+	bar = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (bar == MAP_FAILED)
+		return ~0u;
+	/* One 32-bit load, as the device register wants it. */
+	val = __atomic_load_n(&bar[at / 4], __ATOMIC_RELAXED);
+	munmap(bar, len);
+	return val;
 }
 
 /* Whether the kernel log holds @needle: 1, 0, or -1 on error. */
