@@ -87,6 +87,16 @@ impl PciCoreDevice {
         unsafe { &*(*self.as_raw()).pdev.cast::<pci::Device>() }
     }
 
+    /// Whether the function is driven by vfio-pci itself, rather than by a variant driver
+    /// (mlx5-vfio-pci, ...) that keeps device state of its own beside vfio-pci-core's.
+    pub fn is_vfio_pci(&self) -> bool {
+        // SAFETY: The function is bound to a vfio-pci-core driver while the device is registered
+        // (type invariant), so `driver` stays set.
+        let driver = unsafe { (*(*self.as_raw()).pdev).driver };
+        // SAFETY: A bound driver's name is a valid C string that lives as long as the driver.
+        !driver.is_null() && unsafe { CStr::from_char_ptr((*driver).name) } == c"vfio-pci"
+    }
+
     /// Whether vfio-pci-core can reset the function (`reset_works`).
     pub fn reset_works(&self) -> bool {
         // SAFETY: The bitfield is set at open and only changes then (type invariant).

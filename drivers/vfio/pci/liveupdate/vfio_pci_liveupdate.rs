@@ -86,18 +86,26 @@ struct Kept {
 enum Stage {
     /// Retrieved: the first open takes this state instead of resetting the device.
     Retrieved(Kept),
+    /// The first open skipped the reset and restores this state once its config space is set
+    /// up. The open holds the state from its start, so a finish meanwhile cannot leave the
+    /// device with neither reset nor restored state.
+    Opening(Kept),
     /// Restored by the first open; `bus_master` comes back at the first attach to an IOAS.
     Restored { bus_master: bool },
-    /// Attached with bus mastering as it was, or its restore failed: nothing left to do.
+    /// Attached with bus mastering as it was, or its open or restore failed: nothing left to
+    /// do.
     TakenBack,
 }
 
-/// A device retrieved in this kernel, until the session is finished.
+/// A device retrieved in this kernel, until the session is finished and no open is under way.
 struct Retrieved {
     /// The handle it was retrieved with, which `finish` names it by.
     handle: u64,
     addr: DevAddr,
     stage: Stage,
+    /// The session was finished while the device was [`Stage::Opening`]: the open completes,
+    /// then the device is forgotten.
+    finished: bool,
 }
 
 /// What the handler tracks across its callbacks and vfio-pci-core's calls.
@@ -109,9 +117,34 @@ struct Devices {
 }
 
 impl Devices {
-    /// The retrieved device at `addr`.
-    fn retrieved(&mut self, addr: DevAddr) -> Option<&mut Retrieved> {
-        self.retrieved.iter_mut().find(|r| r.addr == addr)
+    /// Runs `f` on the retrieved device at `addr`, then forgets it if it was finished and no
+    /// open is under way any more; `None` when `addr` is none.
+    fn with_retrieved<R>(
+        &mut self,
+        addr: DevAddr,
+        f: impl FnOnce(&mut Retrieved) -> R,
+    ) -> Option<R> {
+        let at = self.retrieved.iter().position(|r| r.addr == addr)?;
+        let out = f(&mut self.retrieved[at]);
+        let entry = &self.retrieved[at];
+        if entry.finished && !matches!(entry.stage, Stage::Opening(_)) {
+            if let Ok(gone) = self.retrieved.remove(at) {
+                warn_if_left_without_bus_master(gone);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A device finished before its first attach stays without bus mastering: say so.
+fn warn_if_left_without_bus_master(retrieved: Retrieved) {
+    if let Stage::Restored { bus_master: true } = retrieved.stage {
+        if let Some(dev) = retrieved.addr.device() {
+            dev_warn!(
+                dev.as_ref(),
+                "finished before any IOAS was attached: bus mastering stays off\n"
+            );
+        }
     }
 }
 
@@ -271,8 +304,11 @@ impl FileHandler for VfioPciHandler {
     /// The device's record, rewritten at freeze.
     type Preserved = Pin<KBox<Mutex<KhoMem<Outgoing>>>>;
 
+    /// Files of vfio-pci devices of physical functions. Variant drivers keep device state this
+    /// handler does not preserve, and a VF's address is not stable across the kexec.
     fn can_preserve(file: &File) -> bool {
-        PciCoreDevice::from_bound_cdev_file(file).is_some_and(|vdev| !vdev.pci_dev().is_virtfn())
+        PciCoreDevice::from_bound_cdev_file(file)
+            .is_some_and(|vdev| vdev.is_vfio_pci() && !vdev.pci_dev().is_virtfn())
     }
 
     fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
@@ -368,6 +404,7 @@ impl FileHandler for VfioPciHandler {
                 handle: handle.raw(),
                 addr,
                 stage,
+                finished: false,
             };
             devices.lock().retrieved.push(entry, GFP_KERNEL)?;
             Ok(file)
@@ -406,26 +443,27 @@ impl FileHandler for VfioPciHandler {
                 else {
                     return;
                 };
+                let Some(dev) = devices.retrieved[at].addr.device() else {
+                    let _ = devices.retrieved.remove(at);
+                    return;
+                };
+                if let Stage::Opening(_) = devices.retrieved[at].stage {
+                    // The open under way restores the device, then it is forgotten.
+                    devices.retrieved[at].finished = true;
+                    drop(devices);
+                    end_incoming(&dev);
+                    return;
+                }
                 let Ok(retrieved) = devices.retrieved.remove(at) else {
                     return;
                 };
                 drop(devices);
-                let Some(dev) = retrieved.addr.device() else {
+                if !matches!(retrieved.stage, Stage::Retrieved(_)) {
+                    warn_if_left_without_bus_master(retrieved);
+                    end_incoming(&dev);
                     return;
-                };
-                match retrieved.stage {
-                    Stage::Retrieved(_) => dev,
-                    stage => {
-                        if let Stage::Restored { bus_master: true } = stage {
-                            dev_warn!(
-                                dev.as_ref(),
-                                "finished before any IOAS was attached: bus mastering stays off\n"
-                            );
-                        }
-                        end_incoming(&dev);
-                        return;
-                    }
                 }
+                dev
             }
         };
         dev_info!(
@@ -481,13 +519,27 @@ fn check_write(vdev: &PciCoreDevice, index: c_uint) -> Result {
 
 /// Runs `f` on the retrieved device `vdev` is, under the lock; `None` when it is none.
 fn with_retrieved<R>(vdev: &PciCoreDevice, f: impl FnOnce(&mut Retrieved) -> R) -> Option<R> {
-    let mut devices = devices()?.lock();
-    devices.retrieved(DevAddr::of(vdev.pci_dev())).map(f)
+    devices()?
+        .lock()
+        .with_retrieved(DevAddr::of(vdev.pci_dev()), f)
 }
 
+/// The first open of a retrieved device starts: it skips the reset and takes the state over
+/// from here until [`restore`]. Any later open is a normal one, also after an open that failed
+/// before it restored the device: that one did not reset it, so this one must.
 fn incoming(vdev: &PciCoreDevice) -> bool {
     with_retrieved(vdev, |retrieved| {
-        matches!(retrieved.stage, Stage::Retrieved(_))
+        match core::mem::replace(&mut retrieved.stage, Stage::TakenBack) {
+            Stage::Retrieved(kept) => {
+                retrieved.stage = Stage::Opening(kept);
+                true
+            }
+            Stage::Opening(_) => false,
+            stage => {
+                retrieved.stage = stage;
+                false
+            }
+        }
     })
     .unwrap_or(false)
 }
@@ -496,7 +548,7 @@ fn restore(vdev: &PciCoreDevice) {
     let dev = vdev.pci_dev();
     with_retrieved(vdev, |retrieved| {
         let stage = core::mem::replace(&mut retrieved.stage, Stage::TakenBack);
-        let Stage::Retrieved(kept) = stage else {
+        let Stage::Opening(kept) = stage else {
             retrieved.stage = stage;
             return;
         };
@@ -537,6 +589,7 @@ fn attached(vdev: &PciCoreDevice) {
 }
 
 kernel::export_vfio_pci_core_fns! {
+
     vfio_pci_liveupdate_incoming() -> bool = incoming;
     vfio_pci_liveupdate_restore() -> () = restore;
     vfio_pci_liveupdate_attached() -> () = attached;
