@@ -311,6 +311,10 @@ impl FileHandler for TestHandler {
             0 => None,
             address => Some(pci_device_at(address - 1)?),
         };
+        // Taken back by this handler: the PCI core must not release it.
+        if let Some(dev) = &pci {
+            dev.liveupdate_claim()?;
+        }
         let flb = TEST_FLB.incoming()?;
         let state = state()?;
         *state.flb_files.lock() = Some(flb.get().files);

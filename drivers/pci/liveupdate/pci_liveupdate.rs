@@ -356,6 +356,11 @@ impl FlbOps for PciFlb {
     }
 
     fn finish(_obj: ()) {
+        // Every file that could claim a device is finished now: a device still unclaimed (its
+        // record unreadable, or its file never retrieved) need not wait for the timeout.
+        if let Err(e) = release_unclaimed(Release::Finished) {
+            pr_err!("cannot release the unclaimed incoming devices: {:?}\n", e);
+        }
         let Ok(tables) = tables() else { return };
         if let Some(table) = tables.write().incoming.take() {
             for entry in table.entries() {
@@ -536,7 +541,7 @@ impl WorkItem for ReleaseUnclaimed {
     type Pointer = Arc<Self>;
 
     fn run(_this: Arc<Self>) {
-        if let Err(e) = release_unclaimed() {
+        if let Err(e) = release_unclaimed(Release::Timeout) {
             pr_err!("cannot release the unclaimed incoming devices: {:?}\n", e);
         }
     }
@@ -566,9 +571,18 @@ fn schedule_release() {
     }
 }
 
+/// Why unclaimed devices are released.
+#[derive(Clone, Copy)]
+enum Release {
+    /// The claim timeout passed.
+    Timeout,
+    /// The last file of the handlers was finished.
+    Finished,
+}
+
 /// Gives every incoming endpoint no driver claimed to the normal path: no longer incoming,
 /// bus mastering off, reset. Its bridges are only paths to it and stay as they are.
-fn release_unclaimed() -> Result {
+fn release_unclaimed(why: Release) -> Result {
     let tables = tables()?;
     let mut unclaimed = KVec::new();
     {
@@ -613,16 +627,19 @@ fn release_unclaimed() -> Result {
     let seconds = module_parameters::claim_timeout.value();
     for dev in released {
         dev.clear_master();
-        match dev.reset_function() {
-            Ok(()) => dev_warn!(
+        match (why, dev.reset_function()) {
+            (Release::Timeout, Ok(())) => dev_warn!(
                 dev.as_ref(),
                 "no driver claimed it within {} s of boot: released, bus mastering off, reset\n",
                 seconds
             ),
-            Err(e) => dev_warn!(
+            (Release::Finished, Ok(())) => dev_warn!(
                 dev.as_ref(),
-                "no driver claimed it within {} s of boot: released, bus mastering off; cannot reset it: {:?}\n",
-                seconds,
+                "no driver claimed it before its files were finished: released, bus mastering off, reset\n"
+            ),
+            (_, Err(e)) => dev_warn!(
+                dev.as_ref(),
+                "released unclaimed, bus mastering off, but cannot reset it: {:?}\n",
                 e
             ),
         }
