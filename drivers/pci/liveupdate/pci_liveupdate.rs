@@ -44,6 +44,8 @@ use kernel::{
 };
 
 pub mod abi;
+#[cfg(CONFIG_PCI_LIVEUPDATE_CORRUPT_TEST)]
+mod corrupt;
 mod interrupts;
 pub mod table;
 
@@ -69,6 +71,8 @@ struct PciLiveupdate;
 
 impl kernel::Module for PciLiveupdate {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        #[cfg(CONFIG_PCI_LIVEUPDATE_CORRUPT_TEST)]
+        corrupt::init()?;
         Ok(Self)
     }
 }
@@ -426,6 +430,9 @@ fn freeze(dev: &pci::Device) -> Result {
     })?;
     // Room was reserved above.
     let _ = record.frozen.push_within_capacity(Frozen { id, masked });
+    // Nothing rewrites the record from here on.
+    #[cfg(CONFIG_PCI_LIVEUPDATE_CORRUPT_TEST)]
+    corrupt::apply(record);
     Ok(())
 }
 

@@ -35,6 +35,8 @@ use kernel::{
 };
 
 pub mod abi;
+#[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_CORRUPT_TEST)]
+mod corrupt;
 
 use abi::{Cap, Identity, Record, State};
 
@@ -353,7 +355,11 @@ impl FileHandler for VfioPciHandler {
         vdev.hold_irqs(true);
         let frozen = dev.liveupdate_freeze().and_then(|()| {
             with_record(vdev, |record| {
-                write_record(dev, record, state.lock().as_bytes_mut())
+                let mut mem = state.lock();
+                write_record(dev, record, mem.as_bytes_mut())?;
+                #[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_CORRUPT_TEST)]
+                corrupt::apply(dev, mem.as_bytes_mut());
+                Ok(())
             })
         });
         if let Err(e) = frozen {
@@ -619,6 +625,8 @@ impl kernel::InPlaceModule for VfioPciLiveupdate {
             if !DEVICES.populate(devices) {
                 return Err(EBUSY);
             }
+            #[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_CORRUPT_TEST)]
+            corrupt::init()?;
             pci::liveupdate::register_flb(&this.handler)
         })
     }

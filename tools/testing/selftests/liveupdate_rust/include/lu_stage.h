@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The end of stage 1 of a Live Update selftest: the sessions it preserved
- * must stay open up to the kexec, so a child process holds them while the
- * program itself exits.
+ * The end of a Live Update selftest stage before a kexec: the sessions it
+ * preserved must stay open up to the kexec, so a child process holds them
+ * while the program itself exits.
  */
 #ifndef LU_STAGE_H
 #define LU_STAGE_H
@@ -10,15 +10,15 @@
 #include <libliveupdate.h>
 
 /*
- * Ends stage 1. A check that failed, or a plan not run to its end, fails the
- * program here, before anything is handed to a child: its exit status would
- * otherwise say success whatever stage 1 found. Otherwise a child keeps the
- * sessions open up to the kexec and the program exits 0.
+ * Ends the stage. A check that failed, or a plan not run to its end, fails
+ * the program here, before anything is handed to a child: its exit status
+ * would otherwise say success whatever the stage found. Otherwise a child
+ * keeps the sessions open up to the kexec and the program exits 0.
  */
 static inline void hold_sessions_for_kexec(void)
 {
 	if (ksft_get_fail_cnt() || ksft_test_num() != ksft_plan)
-		ksft_exit_fail_msg("stage 1 did not pass (%u failed, %u of %u run)\n",
+		ksft_exit_fail_msg("this stage did not pass (%u failed, %u of %u run)\n",
 				   ksft_get_fail_cnt(), ksft_test_num(), ksft_plan);
 	daemonize_and_wait();
 }
