@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Every test: the host unit tests of the Cargo workspace, then the kernel
-# build and every QEMU scenario (KUnit and kselftests, across kexec).
-# Sets itself up first. Ends with one "N passed, N failed, N skipped" line
-# for both; ignored host tests count as skipped.
+# build and every QEMU scenario (KUnit and kselftests, across kexec), then
+# the debug kernel (scripts/configs/debug.config) and the scenarios written
+# for it (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with
+# one "N passed, N failed, N skipped" line for all; ignored host tests
+# count as skipped.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -24,16 +26,22 @@ lu_step "kernel tests under QEMU"
 "$LU_TOP/scripts/vmtest.sh" test 2>&1 | tee -a "$log"
 vm_rc=${PIPESTATUS[0]}
 
+LU_CONFIG=debug "$LU_TOP/scripts/build-kernel.sh" || exit 1
+lu_step "kernel tests under QEMU, debug kernel"
+LU_CONFIG=debug "$LU_TOP/scripts/vmtest.sh" test "$LU_TOP"/tools/vmtest/scenarios/debug/*.toml 2>&1 |
+	tee -a "$log"
+[ "${PIPESTATUS[0]}" = 0 ] || vm_rc=1
+
 # cargo: "test result: ok. P passed; F failed; I ignored; ..." per test binary.
 host=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/p' "$log")
 passed=$(awk '{ s += $1 } END { print s + 0 }' <<<"$host")
 failed=$(awk '{ s += $2 } END { print s + 0 }' <<<"$host")
 skipped=$(awk '{ s += $3 } END { print s + 0 }' <<<"$host")
-read -r vm_passed vm_failed vm_skipped < <(sed -n \
-	's/^\([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$log" | tail -1)
-passed=$((passed + ${vm_passed:-0}))
-failed=$((failed + ${vm_failed:-0}))
-skipped=$((skipped + ${vm_skipped:-0}))
+# lu-runner: one "P passed, F failed, S skipped" line per run.
+vm=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$log")
+passed=$((passed + $(awk '{ s += $1 } END { print s + 0 }' <<<"$vm")))
+failed=$((failed + $(awk '{ s += $2 } END { print s + 0 }' <<<"$vm")))
+skipped=$((skipped + $(awk '{ s += $3 } END { print s + 0 }' <<<"$vm")))
 # A runner that died without counting still fails the run.
 if [ "$host_rc" != 0 ] || [ "$vm_rc" != 0 ]; then
 	[ "$failed" -gt 0 ] || failed=1
