@@ -39,7 +39,8 @@ shift || true
 case $cmd in
 test)
 	[ $# -gt 0 ] || set -- "$LU_TOP"/tools/vmtest/scenarios/*.toml
-	exec "$BIN/lu-runner" test --kernel "$KERNEL" --out "$LU_OUT" "${bin_dirs[@]}" "$@"
+	exec "$BIN/lu-runner" test --kernel "$KERNEL" --out "$LU_OUT" "${bin_dirs[@]}" \
+		--messages "$LU_TOP/drivers" --messages "$LU_TOP/rust" --messages "$LU_TOP/lib" "$@"
 	;;
 shell)
 	exec "$BIN/lu-runner" shell --kernel "$KERNEL" --out "$LU_OUT" "${bin_dirs[@]}" "$@"

@@ -9,6 +9,7 @@
 
 pub mod cpio;
 pub mod ktap;
+pub mod messages;
 pub mod monitor;
 pub mod plan;
 pub mod protocol;

@@ -56,6 +56,9 @@ pub struct Monitor {
     expected_kunit: Vec<Vec<String>>,
     /// Results that may skip; any other skip fails.
     expected_skips: Vec<String>,
+    /// The project's own warnings and errors, and those of them expected.
+    watched_messages: Vec<String>,
+    expected_messages: Vec<String>,
     running: Option<Running>,
     results: Vec<TestResult>,
     done: bool,
@@ -73,6 +76,8 @@ impl Monitor {
             kernel_ktap: ktap::Parser::new(),
             expected_kunit: Vec::new(),
             expected_skips: Vec::new(),
+            watched_messages: Vec::new(),
+            expected_messages: Vec::new(),
             running: None,
             results: Vec::new(),
             done: false,
@@ -91,6 +96,13 @@ impl Monitor {
     /// test that skips where it should run checks nothing.
     pub fn expect_skips(&mut self, names: &[String]) {
         self.expected_skips = names.to_vec();
+    }
+
+    /// A console line holding one of `watched` (the project's warnings and
+    /// errors) fails, unless it holds one of `expected` too.
+    pub fn watch_messages(&mut self, watched: &[String], expected: &[String]) {
+        self.watched_messages = watched.to_vec();
+        self.expected_messages = expected.to_vec();
     }
 
     /// Boots seen so far (the first boot and one per kexec).
@@ -114,6 +126,25 @@ impl Monitor {
                 "boot {}: kernel reported: {}",
                 self.boot,
                 line[at..].trim()
+            ));
+        }
+        if self
+            .watched_messages
+            .iter()
+            .any(|m| line.contains(m.as_str()))
+            && !self
+                .expected_messages
+                .iter()
+                .any(|m| line.contains(m.as_str()))
+        {
+            self.fail(
+                format!("boot {}: unexpected message", self.boot),
+                line.trim(),
+            );
+            progress.push(format!(
+                "boot {}: unexpected message: {}",
+                self.boot,
+                line.trim()
             ));
         }
         self.kernel_ktap.line(line);
@@ -462,6 +493,31 @@ mod tests {
             failures(&results),
             ["boot 1: kunit: gone", "boot 2: kunit: later"]
         );
+    }
+
+    #[test]
+    fn the_projects_own_warnings_fail_unless_expected() {
+        let watched = vec!["rejecting the handed-over state:".to_string()];
+        let line = "pci_liveupdate: rejecting the handed-over state: ABI version 3";
+        let log = GOOD_TWO_STAGES.replace("<lu> done", &format!("{line}\n<lu> done"));
+        for (expected, failed) in [(vec![], true), (vec!["ABI version".to_string()], false)] {
+            let mut m = Monitor::new(2);
+            m.watch_messages(&watched, &expected);
+            for l in log.lines() {
+                if l.starts_with(PREFIX) {
+                    m.guest(l);
+                } else {
+                    m.console(l);
+                }
+            }
+            let got = m.finish(End::Exited);
+            let want: &[&str] = if failed {
+                &["boot 2: unexpected message"]
+            } else {
+                &[]
+            };
+            assert_eq!(failures(&got), want);
+        }
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Scenario {
     /// skip fails.
     #[serde(default)]
     pub expected_skips: Vec<String>,
+    /// Warnings and errors of the project's own the scenario provokes on
+    /// purpose, as substrings of the kernel's lines; any other fails.
+    #[serde(default)]
+    pub expected_messages: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,6 +28,8 @@ const USAGE: &str = "usage:
 options:
   --module KO     kernel module the guest loads at every boot, with the
                   parameters the kernel command line gives it (NAME.PARAM=V)
+  --messages DIR  Rust sources whose warnings and errors fail a scenario
+                  that does not expect them (expected_messages)
   --init PATH     guest init (default: lu-init next to lu-runner)
   --busybox PATH  static busybox for the guest (default: /bin/busybox)
   --qemu PATH     QEMU binary (default: qemu-system-x86_64, or $LU_QEMU)";
@@ -42,6 +44,8 @@ struct Options {
     out: PathBuf,
     devices: Vec<String>,
     scenarios: Vec<PathBuf>,
+    /// The project's own warnings and errors (`--messages`).
+    messages: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<(String, Options), String> {
@@ -60,6 +64,7 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
         out: "lu-vmtest-out".into(),
         devices: Vec::new(),
         scenarios: Vec::new(),
+        messages: Vec::new(),
     };
     while let Some(arg) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
@@ -72,6 +77,9 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
             "--module" => o.modules.push(value()?.into()),
             "--out" => o.out = value()?.into(),
             "--device" => o.devices.push(value()?),
+            "--messages" => o
+                .messages
+                .extend(lu_vmtest::messages::in_tree(Path::new(&value()?))?),
             a if a.starts_with('-') => return Err(format!("unknown option {a}")),
             a => o.scenarios.push(a.into()),
         }
@@ -209,6 +217,7 @@ fn run_scenario(
     let mut log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut monitor = Monitor::new(plan.stages.len());
     monitor.expect_skips(&scenario.expected_skips);
+    monitor.watch_messages(&opts.messages, &scenario.expected_messages);
     for (n, stage) in scenario.stages.iter().enumerate() {
         monitor.expect_kunit(n + 1, &stage.kunit_suites);
     }
