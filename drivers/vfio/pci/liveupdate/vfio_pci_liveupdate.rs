@@ -389,7 +389,14 @@ impl FileHandler for VfioPciHandler {
         })?;
         let addr = DevAddr { domain, bdf };
         let dev = addr.device().ok_or_else(|| {
-            pr_err!("no PCI device {:04x}:{:04x} to retrieve\n", domain, bdf);
+            let [bus, devfn] = bdf.to_be_bytes();
+            pr_err!(
+                "no PCI device {:04x}:{:02x}:{:02x}.{} to retrieve\n",
+                domain,
+                bus,
+                devfn >> 3,
+                devfn & 7
+            );
             ENODEV
         })?;
         if let Err(e) = dev.liveupdate_claim() {
