@@ -119,6 +119,38 @@ fn a_device_whose_bars_or_config_space_changed_is_refused() {
 }
 
 #[test]
+fn only_a_record_of_another_device_leaves_the_device_alone() {
+    let another = [
+        Invalid::Identity,
+        Invalid::DeviceConfigSize {
+            recorded: 256,
+            found: 4096,
+        },
+        Invalid::Bar {
+            index: 0,
+            recorded: 1,
+            found: 2,
+        },
+    ];
+    assert!(another.iter().all(Invalid::describes_another_device));
+    let corrupt = [
+        Invalid::Truncated,
+        Invalid::Version(2),
+        Invalid::Flags(0x80),
+        Invalid::ByteOrder,
+        Invalid::Reserved,
+        Invalid::ConfigSize(512),
+        Invalid::ConfigIdentity,
+        Invalid::CapSize(0),
+        Invalid::CapKind(0),
+        Invalid::CapDuplicate(0x10),
+        Invalid::TooManyCaps,
+        Invalid::NoEnd,
+    ];
+    assert!(!corrupt.iter().any(Invalid::describes_another_device));
+}
+
+#[test]
 fn the_address_is_read_before_the_device_is_known() {
     let mut bytes = Sample::new().bytes();
     assert_eq!(address(&bytes), Ok((EDU.domain, EDU.bdf)));

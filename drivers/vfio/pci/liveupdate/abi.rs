@@ -150,6 +150,18 @@ pub enum Invalid {
     },
 }
 
+impl Invalid {
+    /// Whether the record does not describe the device at its address (its identity, config
+    /// space size or BARs are another device's), rather than describing it corruptly: such a
+    /// record may have been pointed at a device kept under a record of its own.
+    pub fn describes_another_device(&self) -> bool {
+        matches!(
+            self,
+            Invalid::Identity | Invalid::DeviceConfigSize { .. } | Invalid::Bar { .. }
+        )
+    }
+}
+
 impl core::fmt::Display for Invalid {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

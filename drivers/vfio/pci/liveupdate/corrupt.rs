@@ -35,6 +35,8 @@ enum Kind {
     CapOutOfBounds,
     /// 8: the capability list ends without its terminator.
     Unterminated,
+    /// 9: the record names the device at 0000:01:00.0 instead of its own.
+    OtherDevice,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             6 => Self::Truncated,
             7 => Self::CapOutOfBounds,
             8 => Self::Unterminated,
+            9 => Self::OtherDevice,
             _ => return None,
         })
     }
@@ -154,6 +157,10 @@ fn corrupt(record: &mut [u8], kind: Kind) -> Option<()> {
         Kind::Truncated => (24, (saved_size + (1 << 20)).to_le_bytes()),
         Kind::CapOutOfBounds => (first_cap + 4, 0x8000u32.to_le_bytes()),
         Kind::Unterminated => (24, saved_size.checked_sub(8)?.to_le_bytes()),
+        Kind::OtherDevice => {
+            let [a, b] = 0x0100u16.to_le_bytes();
+            (8, [a, b, record[10], record[11]])
+        }
     };
     record.get_mut(at..at + 4)?.copy_from_slice(&bytes);
     Some(())

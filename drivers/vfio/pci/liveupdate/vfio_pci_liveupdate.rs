@@ -252,32 +252,23 @@ fn bars_of(dev: &pci::Device) -> Result<[u32; abi::BARS]> {
 }
 
 /// The record handed over for a device, checked whole against the device at its address,
-/// config space size and BARs included.
-fn parse_record<'a>(mem: &'a KhoMem<Incoming>, dev: &pci::Device) -> Result<Record<'a>> {
-    let bars = bars_of(dev)?;
-    abi::parse(mem.as_bytes(), &identity_of(dev))
-        .and_then(|record| {
-            record
-                .check_device(&bars, dev.config_space_size())
-                .map(|()| record)
-        })
-        .map_err(|e| {
-            dev_err!(
-                dev.as_ref(),
-                "rejecting the preserved vfio-pci state: {}; the device is reset as usual\n",
-                e
-            );
-            EINVAL
-        })
+/// whose BARs are `bars`, config space size included.
+fn parse_record<'a>(
+    mem: &'a KhoMem<Incoming>,
+    dev: &pci::Device,
+    bars: &[u32; abi::BARS],
+) -> Result<Record<'a>, abi::Invalid> {
+    let record = abi::parse(mem.as_bytes(), &identity_of(dev))?;
+    record.check_device(bars, dev.config_space_size())?;
+    Ok(record)
 }
 
-/// What the first open of `dev` takes from the record handed over for it.
-fn kept_state(mem: &KhoMem<Incoming>, dev: &pci::Device) -> Result<Kept> {
-    let record = parse_record(mem, dev)?;
+/// What the first open of a device takes from its validated `record`.
+fn kept_state(record: &Record<'_>) -> Result<Kept> {
     let mut vconfig = KVec::new();
     vconfig.extend_from_slice(record.vconfig, GFP_KERNEL)?;
     Ok(Kept {
-        saved: saved_state_of(&record)?,
+        saved: saved_state_of(record)?,
         vconfig,
         reset_works: record.flags & abi::FLAG_RESET_WORKS != 0,
         bus_master: record.flags & abi::FLAG_BUS_MASTER != 0,
@@ -399,6 +390,20 @@ impl FileHandler for VfioPciHandler {
             );
             ENODEV
         })?;
+        let bars = bars_of(&dev)?;
+        let record = parse_record(&mem, &dev, &bars);
+        // A record that is not this device's must not cost the device its own record: it is
+        // left incoming, for that record, or for the PCI core to release.
+        if let Err(why) = record.as_ref().map(|_| ()) {
+            if why.describes_another_device() {
+                dev_err!(
+                    dev.as_ref(),
+                    "rejecting a vfio-pci record naming this device: {}; the device is left as it is\n",
+                    why
+                );
+                return Err(EINVAL);
+            }
+        }
         if let Err(e) = dev.liveupdate_claim() {
             dev_err!(
                 dev.as_ref(),
@@ -407,8 +412,18 @@ impl FileHandler for VfioPciHandler {
             );
             return Err(EINVAL);
         }
+        let stage = record
+            .map_err(|why| {
+                dev_err!(
+                    dev.as_ref(),
+                    "rejecting the preserved vfio-pci state: {}; the device is reset as usual\n",
+                    why
+                );
+                EINVAL
+            })
+            .and_then(|record| kept_state(&record))
+            .map(Stage::Retrieved);
         // The KHO memory goes once its content is checked and copied.
-        let stage = kept_state(&mem, &dev).map(Stage::Retrieved);
         drop(mem);
         let retrieved = stage.and_then(|stage| {
             let file = vfio::open_device_file(&dev)?;

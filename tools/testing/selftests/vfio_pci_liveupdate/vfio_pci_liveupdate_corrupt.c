@@ -6,13 +6,14 @@
  * CONFIG_VFIO_PCI_LIVEUPDATE_CORRUPT_TEST, debugfs knobs armed by stage 1
  * of each update).
  *
- * Stage 1 sets up nine igbs the same way (bus mastering on, RLPML at BAR 0
+ * Stage 1 sets up ten igbs the same way (bus mastering on, RLPML at BAR 0
  * + 0x5004 written), preserves them all, and arms a different corruption
- * of the vfio-pci record of each but the first, the control. Stage 2
- * checks that the control is taken back as kept, and that each corrupted
- * record is refused with its own message while the device goes down the
- * normal path: reset (RLPML back to 0x2600), bus mastering off, vfio-pci
- * opens it like any device.
+ * of the vfio-pci record of each but the first, the control; the last
+ * record names the control instead of its own device. Stage 2 checks that
+ * each corrupted record is refused with its own message while its device
+ * goes down the normal path: reset (RLPML back to 0x2600), bus mastering
+ * off, vfio-pci opens it like any device; and that the control, retrieved
+ * last, is taken back as kept: the record naming it left it alone.
  *
  * Then, one update each, the PCI core's record is corrupted in seven ways:
  * the next kernel must reject it whole with one message, keep the device
@@ -26,7 +27,7 @@
 #include <stdlib.h>
 #include "igb.h"
 
-#define DEVICES			9
+#define DEVICES			10
 #define CONTROL			0
 #define TEST_RLPML		0x1234
 #define SESSION			"vfio-pci-lu-corrupt"
@@ -49,10 +50,11 @@ static const char *const vfio_rejected[DEVICES] = {
 	[2] = "rejecting the preserved vfio-pci state: written by a CPU of the other byte order",
 	[3] = "rejecting the preserved vfio-pci state: reserved field not zero",
 	[4] = "rejecting the preserved vfio-pci state: config space of 512 bytes",
-	[5] = "rejecting the preserved vfio-pci state: record of another device",
+	[5] = "rejecting a vfio-pci record naming this device: record of another device",
 	[6] = "rejecting the preserved vfio-pci state: record shorter than its sizes say",
 	[7] = "rejecting the preserved vfio-pci state: capability record 0 has a bad size",
 	[8] = "rejecting the preserved vfio-pci state: capability list not ended",
+	[9] = "0000:01:00.0: rejecting a vfio-pci record naming this device: BAR 0",
 };
 
 #define PCI_KINDS		7
@@ -151,12 +153,6 @@ static void run_stage_2(int luo_fd)
 	if (session_fd < 0)
 		fail_exit("retrieve session %s", SESSION);
 
-	control_fd = luo_session_retrieve_fd(session_fd, TOKEN + CONTROL);
-	ksft_test_result(control_fd >= 0 && bind_iommufd(control_fd, NULL) == 0 &&
-			 attach_ioas(control_fd, ioas_id) == 0 &&
-			 igb_rlpml(control_fd) == TEST_RLPML && bus_master(pci(CONTROL)) == 1,
-			 "control %s: taken back as kept, RLPML %#x\n", pci(CONTROL), TEST_RLPML);
-
 	for (i = 1; i < DEVICES; i++) {
 		fd = luo_session_retrieve_fd(session_fd, TOKEN + i);
 		ksft_test_result(fd < 0 && kmsg_has(vfio_rejected[i]) == 1,
@@ -165,6 +161,11 @@ static void run_stage_2(int luo_fd)
 		if (fd >= 0)
 			close(fd);
 	}
+	control_fd = luo_session_retrieve_fd(session_fd, TOKEN + CONTROL);
+	ksft_test_result(control_fd >= 0 && bind_iommufd(control_fd, NULL) == 0 &&
+			 attach_ioas(control_fd, ioas_id) == 0 &&
+			 igb_rlpml(control_fd) == TEST_RLPML && bus_master(pci(CONTROL)) == 1,
+			 "control %s: taken back as kept, RLPML %#x\n", pci(CONTROL), TEST_RLPML);
 	ksft_test_result(luo_session_finish(session_fd) == 0, "finish the session\n");
 
 	/* Every corrupted device went down the normal path. */
