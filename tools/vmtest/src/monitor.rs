@@ -355,6 +355,12 @@ mod tests {
     /// the console.
     fn run(stages: usize, log: &str, end: End) -> Vec<TestResult> {
         let mut m = Monitor::new(stages);
+        feed(&mut m, log);
+        m.finish(end)
+    }
+
+    /// Gives `m` the lines of `log`: events to the event port, the rest to the console.
+    fn feed(m: &mut Monitor, log: &str) {
         for line in log.lines() {
             if line.starts_with(PREFIX) {
                 m.guest(line);
@@ -362,7 +368,6 @@ mod tests {
                 m.console(line);
             }
         }
-        m.finish(end)
     }
 
     fn failures(results: &[TestResult]) -> Vec<&str> {
@@ -481,13 +486,7 @@ mod tests {
         let mut m = Monitor::new(2);
         m.expect_kunit(1, &suites(&["s", "gone"]));
         m.expect_kunit(2, &suites(&["later"]));
-        for line in GOOD_TWO_STAGES.lines() {
-            if line.starts_with(PREFIX) {
-                m.guest(line);
-            } else {
-                m.console(line);
-            }
-        }
+        feed(&mut m, GOOD_TWO_STAGES);
         let results = m.finish(End::Exited);
         assert_eq!(
             failures(&results),
@@ -503,13 +502,7 @@ mod tests {
         for (expected, failed) in [(vec![], true), (vec!["ABI version".to_string()], false)] {
             let mut m = Monitor::new(2);
             m.watch_messages(&watched, &expected);
-            for l in log.lines() {
-                if l.starts_with(PREFIX) {
-                    m.guest(l);
-                } else {
-                    m.console(l);
-                }
-            }
+            feed(&mut m, &log);
             let got = m.finish(End::Exited);
             let want: &[&str] = if failed {
                 &["boot 2: unexpected message"]

@@ -24,7 +24,6 @@
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-corrupt.toml.
  */
 
-#include <stdlib.h>
 #include "igb.h"
 
 #define DEVICES			10
@@ -71,18 +70,6 @@ static const char *const pci_rejected[PCI_KINDS + 1] = {
 	[7] = PCI_REJECTED "header counts 2 devices, the entries hold 1",
 };
 
-static int write_knob(const char *knob, const char *what)
-{
-	int fd = open(knob, O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, what, strlen(what)) == (ssize_t)strlen(what);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 /* Bus mastering on and RLPML written, through the bound device file @fd. */
 static int set_up(int fd, const char *name)
 {
@@ -109,7 +96,7 @@ static int preserve_for_pci_kind(int luo_fd, int fd, int stage, int kind)
 	session_fd = luo_create_session(luo_fd, session);
 	if (session_fd < 0 || luo_session_preserve_fd(session_fd, fd, TOKEN))
 		return -1;
-	return write_knob(PCI_KNOB, number);
+	return write_file(PCI_KNOB, number);
 }
 
 static void run_stage_1(int luo_fd)
@@ -135,7 +122,7 @@ static void run_stage_1(int luo_fd)
 	for (i = 1; i < DEVICES; i++)
 		snprintf(armed + strlen(armed), sizeof(armed) - strlen(armed),
 			 "%02x:00.0=%d ", i + 1, i);
-	ksft_test_result(write_knob(VFIO_KNOB, armed) == 0,
+	ksft_test_result(write_file(VFIO_KNOB, armed) == 0,
 			 "corrupt the records of all but %s: %s\n", pci(CONTROL), armed);
 	close(luo_fd);
 	hold_sessions_for_kexec();
@@ -223,16 +210,9 @@ static void run_pci_stage(int luo_fd, int stage)
 
 int main(int argc, char *argv[])
 {
-	int opt, stage = 0, luo_fd;
+	int stage = stage_arg(argc, argv, PCI_KINDS + 2);
+	int luo_fd = open_luo();
 
-	while ((opt = getopt(argc, argv, "s:")) != -1)
-		if (opt == 's')
-			stage = atoi(optarg);
-	if (stage < 1 || stage > PCI_KINDS + 2)
-		ksft_exit_fail_msg("usage: %s -s 1..%d\n", argv[0], PCI_KINDS + 2);
-	luo_fd = luo_open_device();
-	if (luo_fd < 0)
-		ksft_exit_fail_msg("open /dev/liveupdate: %d\n", luo_fd);
 	if (stage == 1)
 		run_stage_1(luo_fd);
 	else if (stage == 2)

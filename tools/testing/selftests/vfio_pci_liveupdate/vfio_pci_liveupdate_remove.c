@@ -17,7 +17,6 @@
  */
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <time.h>
 #include "vfio_lu_device.h"
 
@@ -30,18 +29,6 @@ struct sysfs_write {
 	const char *path, *value;
 	int done, ok;
 };
-
-static int write_file(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
-	close(fd);
-	return ok ? 0 : -1;
-}
 
 static void *do_write(void *arg)
 {
@@ -189,17 +176,10 @@ static void run_stage_2(int luo_fd)
 
 int main(int argc, char *argv[])
 {
-	int opt, stage = 0, luo_fd;
+	int stage = stage_arg(argc, argv, 2);
+	int luo_fd = open_luo();
 
-	while ((opt = getopt(argc, argv, "s:")) != -1)
-		if (opt == 's')
-			stage = atoi(optarg);
-	luo_fd = luo_open_device();
-	if (luo_fd < 0)
-		ksft_exit_fail_msg("open /dev/liveupdate: %d\n", luo_fd);
 	if (stage == 1)
 		run_stage_1(luo_fd);
-	else if (stage == 2)
-		run_stage_2(luo_fd);
-	ksft_exit_fail_msg("usage: %s -s 1|2\n", argv[0]);
+	run_stage_2(luo_fd);
 }

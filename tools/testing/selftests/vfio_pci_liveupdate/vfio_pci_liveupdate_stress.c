@@ -17,7 +17,6 @@
  */
 
 #include <pthread.h>
-#include <stdlib.h>
 #include "edu.h"
 
 #define DEVICES			4
@@ -217,17 +216,10 @@ static void run_stage_2(void)
 
 int main(int argc, char *argv[])
 {
-	int opt, stage = 0;
+	int stage = stage_arg(argc, argv, 2);
 
-	while ((opt = getopt(argc, argv, "s:")) != -1)
-		if (opt == 's')
-			stage = atoi(optarg);
-	luo_fd = luo_open_device();
-	if (luo_fd < 0)
-		ksft_exit_fail_msg("open /dev/liveupdate: %d\n", luo_fd);
+	luo_fd = open_luo();
 	if (stage == 1)
 		run_stage_1();
-	else if (stage == 2)
-		run_stage_2();
-	ksft_exit_fail_msg("usage: %s -s 1|2\n", argv[0]);
+	run_stage_2();
 }

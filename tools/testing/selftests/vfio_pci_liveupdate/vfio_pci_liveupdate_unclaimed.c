@@ -19,7 +19,6 @@
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-unclaimed.toml.
  */
 
-#include <stdlib.h>
 #include <time.h>
 #include "igb.h"
 
@@ -39,9 +38,7 @@ static void run_stage_1(void)
 	ksft_set_plan(3);
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
-	luo_fd = luo_open_device();
-	if (luo_fd < 0)
-		fail_exit("open /dev/liveupdate");
+	luo_fd = open_luo();
 	dev_fd = open_bound(DEVICE_PCI);
 	ksft_test_result(dev_fd >= 0 && enable_master(dev_fd, DEVICE_PCI) == 0,
 			 "bind %s, bus mastering on\n", DEVICE_PCI);
@@ -119,14 +116,8 @@ static void run_stage_2(void)
 
 int main(int argc, char *argv[])
 {
-	int opt, stage = 0;
-
-	while ((opt = getopt(argc, argv, "s:")) != -1)
-		if (opt == 's')
-			stage = atoi(optarg);
-	if (stage == 1)
+	/* Stage 2 runs without LUO: this kernel cannot restore the session. */
+	if (stage_arg(argc, argv, 2) == 1)
 		run_stage_1();
-	else if (stage == 2)
-		run_stage_2();
-	ksft_exit_fail_msg("usage: %s -s 1|2\n", argv[0]);
+	run_stage_2();
 }

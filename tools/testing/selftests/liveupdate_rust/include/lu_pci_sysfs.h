@@ -30,10 +30,10 @@ static inline int pci_sysfs_open(const char *bdf, const char *attr, int flags)
 	return open(path, flags);
 }
 
-/* Writes @val into the sysfs attribute @attr of the device; 0 or -1. */
-static inline int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
+/* Writes @val into the file at @path (sysfs, debugfs) in one write; 0 or -1. */
+static inline int write_file(const char *path, const char *val)
 {
-	int fd = pci_sysfs_open(bdf, attr, O_WRONLY);
+	int fd = open(path, O_WRONLY);
 	int ok;
 
 	if (fd < 0)
@@ -41,6 +41,15 @@ static inline int pci_sysfs_write(const char *bdf, const char *attr, const char 
 	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
 	close(fd);
 	return ok ? 0 : -1;
+}
+
+/* Writes @val into the sysfs attribute @attr of the device; 0 or -1. */
+static inline int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", bdf, attr);
+	return write_file(path, val);
 }
 
 /*

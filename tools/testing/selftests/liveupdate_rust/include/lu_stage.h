@@ -7,7 +7,32 @@
 #ifndef LU_STAGE_H
 #define LU_STAGE_H
 
+#include <stdlib.h>
+#include <unistd.h>
 #include <libliveupdate.h>
+
+/* The stage N of "-s N", from 1 to @stages; the program fails without one. */
+static inline int stage_arg(int argc, char *argv[], int stages)
+{
+	int opt, stage = 0;
+
+	while ((opt = getopt(argc, argv, "s:")) != -1)
+		if (opt == 's')
+			stage = atoi(optarg);
+	if (stage < 1 || stage > stages)
+		ksft_exit_fail_msg("usage: %s -s 1..%d\n", argv[0], stages);
+	return stage;
+}
+
+/* /dev/liveupdate; the program fails without it. */
+static inline int open_luo(void)
+{
+	int luo_fd = luo_open_device();
+
+	if (luo_fd < 0)
+		ksft_exit_fail_msg("open /dev/liveupdate: %d\n", luo_fd);
+	return luo_fd;
+}
 
 /*
  * Ends the stage. A check that failed, or a plan not run to its end, fails
