@@ -7,7 +7,8 @@
  * kernel of stage 2 has no vfio-pci Live Update handler (its initcall is
  * blacklisted), as a kernel built without it, or whose handler failed to
  * start: nothing can claim the device. It boots with
- * pci_liveupdate.claim_timeout=8.
+ * pci_liveupdate.claim_timeout=20, long enough for a debug kernel under TCG
+ * to reach userspace before it.
  *
  * Stage 2 checks, reading the device through sysfs rather than a driver,
  * that the device is incoming at first (vfio refuses to open it, RLPML kept,
@@ -26,7 +27,7 @@
 #define SESSION			"vfio-pci-lu-unclaimed"
 #define DEVICE_TOKEN		0x7f30
 #define TEST_RLPML		0x1234
-#define CLAIM_TIMEOUT_S		8
+#define CLAIM_TIMEOUT_S		20
 #define RELEASED		DEVICE_PCI ": no driver claimed it within"
 
 static void run_stage_1(void)
