@@ -8,7 +8,8 @@
  * pci_liveupdate_unpreserve() from unpreserve). In the next kernel it claims
  * each device it takes back with pci_liveupdate_claim(), which the PCI core
  * otherwise releases (resets) once pci_liveupdate.claim_timeout seconds have
- * passed, and calls pci_liveupdate_finish() once it is done with it. Every
+ * passed, and calls pci_liveupdate_finish() once it is done with it, or
+ * pci_liveupdate_release() to give it to the normal path instead. Every
  * function returns 0 or a negative errno, unless it returns bool.
  */
 #ifndef _LINUX_PCI_LIVEUPDATE_H
@@ -41,6 +42,7 @@ void pci_liveupdate_unfreeze(struct pci_dev *dev);
 bool pci_liveupdate_is_incoming(struct pci_dev *dev);
 int pci_liveupdate_claim(struct pci_dev *dev);
 int pci_liveupdate_finish(struct pci_dev *dev);
+int pci_liveupdate_release(struct pci_dev *dev);
 
 /* For the PCI core: enumeration found @dev. */
 void pci_liveupdate_setup_device(struct pci_dev *dev);
@@ -93,6 +95,11 @@ static inline int pci_liveupdate_claim(struct pci_dev *dev)
 }
 
 static inline int pci_liveupdate_finish(struct pci_dev *dev)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int pci_liveupdate_release(struct pci_dev *dev)
 {
 	return -EOPNOTSUPP;
 }

@@ -532,6 +532,21 @@ fn finish(dev: &pci::Device) -> Result {
     Ok(())
 }
 
+/// Gives the incoming `dev`, whose state no driver takes back, to the normal path: no longer
+/// incoming, bus mastering off, reset. It stops being incoming first, as bus resets of incoming
+/// devices are refused.
+fn release(dev: &pci::Device) -> Result {
+    finish(dev)?;
+    reset_released(dev)
+}
+
+/// Resets `dev`, just released, as at boot: bus mastering off first, so that nothing it does
+/// until the reset reaches memory.
+fn reset_released(dev: &pci::Device) -> Result {
+    dev.clear_master();
+    dev.reset_function()
+}
+
 /// Releases the incoming devices no driver claimed within the claim timeout, from the workqueue
 /// for long work items: each reset may wait for the device a while.
 #[pin_data]
@@ -633,8 +648,7 @@ fn release_unclaimed(why: Release) -> Result {
     }
     let seconds = module_parameters::claim_timeout.value();
     for dev in released {
-        dev.clear_master();
-        match (why, dev.reset_function()) {
+        match (why, reset_released(&dev)) {
             (Release::Timeout, Ok(())) => dev_warn!(
                 dev.as_ref(),
                 "no driver claimed it within {} s of boot: released, bus mastering off, reset\n",
@@ -680,6 +694,7 @@ kernel::export_pci_device_fns! {
     pci_liveupdate_check_probe(driver_managed_dma: bool) -> c_int = check_probe;
     pci_liveupdate_keep_bus_numbers() -> bool = keep_bus_numbers;
     pci_liveupdate_finish() -> c_int = finish;
+    pci_liveupdate_release() -> c_int = release;
 }
 
 #[cfg(CONFIG_PCI_LIVEUPDATE_KUNIT_TEST)]

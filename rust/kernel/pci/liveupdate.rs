@@ -75,6 +75,16 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         to_result(unsafe { bindings::pci_liveupdate_claim(self.as_raw()) })
     }
 
+    /// The driver gives the incoming device, whose state it does not take back, to the normal
+    /// path: it stops being incoming, its bus mastering is cleared and it is reset.
+    ///
+    /// Fails with `ENOENT` when the device is not incoming; the error of the reset otherwise,
+    /// the device no longer incoming and without bus mastering all the same.
+    pub fn liveupdate_release(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::pci_liveupdate_release(self.as_raw()) })
+    }
+
     /// The driver is done with the incoming device.
     pub fn liveupdate_finish(&self) -> Result {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.

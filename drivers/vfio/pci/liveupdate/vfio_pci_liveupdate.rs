@@ -276,15 +276,12 @@ fn kept_state(record: &Record<'_>) -> Result<Kept> {
 }
 
 /// Gives `dev`, which came from the previous kernel but whose state is not taken back, to
-/// normal use: no longer incoming, no bus mastering, reset. It stops being incoming first, as
-/// the PCI core refuses bus resets of incoming devices.
+/// normal use (the PCI core resets it).
 fn give_back(dev: &pci::Device) {
-    end_incoming(dev);
-    dev.clear_master();
-    if let Err(e) = dev.reset_function() {
+    if let Err(e) = dev.liveupdate_release() {
         dev_warn!(
             dev.as_ref(),
-            "cannot reset the device given back: {:?}\n",
+            "cannot give the device back as reset: {:?}\n",
             e
         );
     }
