@@ -313,10 +313,15 @@ impl<E: FromBytes + AsBytes + Copy> KhoBlockSet<E> {
                 let first = size_of::<bindings::kho_block_header_ser>();
                 let data = &bytes[first..first + count as usize * size_of::<E>()];
                 for raw in data.chunks_exact(size_of::<E>()) {
-                    let entry = E::from_bytes_copy(raw).ok_or(BlockChainError::NoMemory)?;
-                    entries
-                        .push(entry, GFP_KERNEL)
-                        .map_err(|_| BlockChainError::NoMemory)?;
+                    // Every chunk is `size_of::<E>()` bytes, which any `E: FromBytes` takes.
+                    let Some(entry) = E::from_bytes_copy(raw) else {
+                        continue;
+                    };
+                    // Out of memory, the rest of the chain is still walked, to be freed.
+                    if entries.push(entry, GFP_KERNEL).is_err() {
+                        verdict = Err(BlockChainError::NoMemory);
+                        break;
+                    }
                 }
             }
             block += 1;
