@@ -31,12 +31,20 @@ void vfio_pci_liveupdate_restore(struct vfio_pci_core_device *vdev);
  * it had it.
  */
 void vfio_pci_liveupdate_attached(struct vfio_pci_core_device *vdev);
-/* -EBUSY for a state-changing ioctl while the device is frozen for a kexec. */
-int vfio_pci_liveupdate_check_ioctl(struct vfio_pci_core_device *vdev,
+/*
+ * A state-changing ioctl (reset, SET_IRQS) or config space write starts; it
+ * ends with the matching _end() call once it is done. -EBUSY while the device
+ * is frozen for a kexec, and a freeze waits for those under way, so that the
+ * record written at freeze is the device's last state.
+ */
+int vfio_pci_liveupdate_ioctl_begin(struct vfio_pci_core_device *vdev,
 				    unsigned int cmd);
-/* -EBUSY for a config space write while the device is frozen for a kexec. */
-int vfio_pci_liveupdate_check_write(struct vfio_pci_core_device *vdev,
+void vfio_pci_liveupdate_ioctl_end(struct vfio_pci_core_device *vdev,
+				   unsigned int cmd);
+int vfio_pci_liveupdate_write_begin(struct vfio_pci_core_device *vdev,
 				    unsigned int index);
+void vfio_pci_liveupdate_write_end(struct vfio_pci_core_device *vdev,
+				   unsigned int index);
 #else
 static inline bool
 vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev)
@@ -55,17 +63,29 @@ vfio_pci_liveupdate_attached(struct vfio_pci_core_device *vdev)
 }
 
 static inline int
-vfio_pci_liveupdate_check_ioctl(struct vfio_pci_core_device *vdev,
+vfio_pci_liveupdate_ioctl_begin(struct vfio_pci_core_device *vdev,
 				unsigned int cmd)
 {
 	return 0;
 }
 
+static inline void
+vfio_pci_liveupdate_ioctl_end(struct vfio_pci_core_device *vdev,
+			      unsigned int cmd)
+{
+}
+
 static inline int
-vfio_pci_liveupdate_check_write(struct vfio_pci_core_device *vdev,
+vfio_pci_liveupdate_write_begin(struct vfio_pci_core_device *vdev,
 				unsigned int index)
 {
 	return 0;
+}
+
+static inline void
+vfio_pci_liveupdate_write_end(struct vfio_pci_core_device *vdev,
+			      unsigned int index)
+{
 }
 #endif
 

@@ -267,7 +267,7 @@ pub unsafe fn call_with_device<R: pci::IntoC>(
 ///
 /// ```ignore
 /// kernel::export_vfio_pci_core_fns! {
-///     vfio_pci_liveupdate_check_ioctl(cmd: c_uint) -> c_int = check_ioctl;
+///     vfio_pci_liveupdate_ioctl_begin(cmd: c_uint) -> c_int = ioctl_begin;
 /// }
 /// ```
 #[macro_export]

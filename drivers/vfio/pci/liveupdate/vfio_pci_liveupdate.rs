@@ -8,8 +8,9 @@
 //! state and bus-master state into KHO memory (layout: [`abi`]).
 //!
 //! Between freeze and the kexec the device's host interrupts are held, the PCI core masks them
-//! at the device, and state-changing ioctls and config writes are refused, so the record
-//! written at freeze is the device's last state; a cancelled kexec (unfreeze) undoes all that.
+//! at the device, and state-changing ioctls and config writes are refused; the freeze waits for
+//! those already under way, so the record written at freeze is the device's last state. A
+//! cancelled kexec (unfreeze) undoes all that.
 //! The kexec then clears the device's bus mastering like every device's: nothing translates
 //! its DMA until the VMM has an IOMMU domain for it again.
 //!
@@ -30,7 +31,8 @@ use kernel::{
         saved_state::{SavedCap, SavedState, SavedStateRef},
     },
     prelude::*,
-    sync::{aref::ARef, Mutex, SetOnce},
+    new_condvar,
+    sync::{aref::ARef, CondVar, Mutex, SetOnce},
     vfio::{self, PciCoreDevice},
 };
 
@@ -114,6 +116,9 @@ struct Retrieved {
 struct Devices {
     /// Outgoing kernel: preserved devices between freeze and the kexec (or unfreeze).
     frozen: KVec<DevAddr>,
+    /// State changes under way (resets, interrupt set-up, config writes), counted per device:
+    /// a freeze waits until there are none left for its device.
+    changing: KVec<(DevAddr, usize)>,
     /// Incoming kernel: retrieved devices, until finished.
     retrieved: KVec<Retrieved>,
 }
@@ -150,11 +155,25 @@ fn warn_if_left_without_bus_master(retrieved: Retrieved) {
     }
 }
 
-static DEVICES: SetOnce<Pin<KBox<Mutex<Devices>>>> = SetOnce::new();
+/// The tracked devices, and what a freeze waits on for state changes to end.
+#[pin_data]
+struct Tracked {
+    #[pin]
+    devices: Mutex<Devices>,
+    #[pin]
+    changes_ended: CondVar,
+}
+
+static TRACKED: SetOnce<Pin<KBox<Tracked>>> = SetOnce::new();
+
+/// What the handler tracks; `None` before the module is initialised, when there is nothing.
+fn tracked() -> Option<&'static Tracked> {
+    TRACKED.as_ref().map(|t| &**t)
+}
 
 /// The tracked devices; `None` before the module is initialised, when none can exist.
 fn devices() -> Option<&'static Mutex<Devices>> {
-    DEVICES.as_ref().map(|d| &**d)
+    tracked().map(|t| &t.devices)
 }
 
 /// The identity a record must carry to be taken for `dev`.
@@ -338,8 +357,15 @@ impl FileHandler for VfioPciHandler {
     fn freeze(file: &File, state: Pin<&Mutex<KhoMem<Outgoing>>>, _handle: &mut Handle) -> Result {
         let vdev = PciCoreDevice::from_bound_cdev_file(file).ok_or(EINVAL)?;
         let dev = vdev.pci_dev();
-        let devices = devices().ok_or(ENODEV)?;
-        devices.lock().frozen.push(DevAddr::of(dev), GFP_KERNEL)?;
+        let tracked = tracked().ok_or(ENODEV)?;
+        let addr = DevAddr::of(dev);
+        let mut devices = tracked.devices.lock();
+        devices.frozen.push(addr, GFP_KERNEL)?;
+        // New state changes are refused from here on; the record must come after the last one.
+        while devices.changing.iter().any(|(a, _)| *a == addr) {
+            tracked.changes_ended.wait(&mut devices);
+        }
+        drop(devices);
         vdev.hold_irqs(true);
         let frozen = dev.liveupdate_freeze().and_then(|()| {
             with_record(vdev, |record| {
@@ -518,28 +544,76 @@ fn thaw(vdev: &PciCoreDevice) {
     }
 }
 
-/// Whether `vdev` is frozen for a kexec.
-fn is_frozen(vdev: &PciCoreDevice) -> bool {
-    let addr = DevAddr::of(vdev.pci_dev());
-    devices().is_some_and(|d| d.lock().frozen.contains(&addr))
-}
-
-fn check_ioctl(vdev: &PciCoreDevice, cmd: c_uint) -> Result {
-    let changes_state = matches!(
+/// Whether `cmd` changes the state a freeze records, or could lose it.
+fn ioctl_changes_state(cmd: c_uint) -> bool {
+    matches!(
         cmd,
         vfio::DEVICE_SET_IRQS | vfio::DEVICE_RESET | vfio::DEVICE_PCI_HOT_RESET
-    );
-    if changes_state && is_frozen(vdev) {
+    )
+}
+
+/// Whether a write to region `index` changes the state a freeze records.
+fn write_changes_state(index: c_uint) -> bool {
+    index == vfio::PCI_CONFIG_REGION_INDEX
+}
+
+/// A state change of `vdev` starts, unless it is frozen for a kexec: [`end_change`] must follow.
+fn begin_change(vdev: &PciCoreDevice) -> Result {
+    let Some(devices) = devices() else {
+        return Ok(());
+    };
+    let addr = DevAddr::of(vdev.pci_dev());
+    let mut devices = devices.lock();
+    if devices.frozen.contains(&addr) {
         return Err(EBUSY);
+    }
+    match devices.changing.iter_mut().find(|(a, _)| *a == addr) {
+        Some((_, count)) => *count += 1,
+        None => devices.changing.push((addr, 1), GFP_KERNEL)?,
     }
     Ok(())
 }
 
-fn check_write(vdev: &PciCoreDevice, index: c_uint) -> Result {
-    if index == vfio::PCI_CONFIG_REGION_INDEX && is_frozen(vdev) {
-        return Err(EBUSY);
+/// A state change of `vdev` begun by [`begin_change`] is done: a freeze may go on once it was
+/// the last one.
+fn end_change(vdev: &PciCoreDevice) {
+    let Some(tracked) = tracked() else { return };
+    let addr = DevAddr::of(vdev.pci_dev());
+    let mut devices = tracked.devices.lock();
+    let Some(at) = devices.changing.iter().position(|(a, _)| *a == addr) else {
+        return;
+    };
+    devices.changing[at].1 -= 1;
+    if devices.changing[at].1 == 0 {
+        let _ = devices.changing.remove(at);
+        tracked.changes_ended.notify_all();
+    }
+}
+
+fn ioctl_begin(vdev: &PciCoreDevice, cmd: c_uint) -> Result {
+    if ioctl_changes_state(cmd) {
+        begin_change(vdev)?;
     }
     Ok(())
+}
+
+fn ioctl_end(vdev: &PciCoreDevice, cmd: c_uint) {
+    if ioctl_changes_state(cmd) {
+        end_change(vdev);
+    }
+}
+
+fn write_begin(vdev: &PciCoreDevice, index: c_uint) -> Result {
+    if write_changes_state(index) {
+        begin_change(vdev)?;
+    }
+    Ok(())
+}
+
+fn write_end(vdev: &PciCoreDevice, index: c_uint) {
+    if write_changes_state(index) {
+        end_change(vdev);
+    }
 }
 
 /// Runs `f` on the retrieved device `vdev` is, under the lock; `None` when it is none.
@@ -618,8 +692,10 @@ kernel::export_vfio_pci_core_fns! {
     vfio_pci_liveupdate_incoming() -> bool = incoming;
     vfio_pci_liveupdate_restore() -> () = restore;
     vfio_pci_liveupdate_attached() -> () = attached;
-    vfio_pci_liveupdate_check_ioctl(cmd: c_uint) -> c_int = check_ioctl;
-    vfio_pci_liveupdate_check_write(index: c_uint) -> c_int = check_write;
+    vfio_pci_liveupdate_ioctl_begin(cmd: c_uint) -> c_int = ioctl_begin;
+    vfio_pci_liveupdate_ioctl_end(cmd: c_uint) -> () = ioctl_end;
+    vfio_pci_liveupdate_write_begin(index: c_uint) -> c_int = write_begin;
+    vfio_pci_liveupdate_write_end(index: c_uint) -> () = write_end;
 }
 
 #[pin_data]
@@ -634,14 +710,18 @@ impl kernel::InPlaceModule for VfioPciLiveupdate {
             handler <- Registration::new(abi::COMPATIBLE),
         })
         .pin_chain(|this| {
-            let devices = KBox::pin_init(
-                new_mutex!(Devices {
-                    frozen: KVec::new(),
-                    retrieved: KVec::new(),
+            let tracked = KBox::pin_init(
+                pin_init!(Tracked {
+                    devices <- new_mutex!(Devices {
+                        frozen: KVec::new(),
+                        changing: KVec::new(),
+                        retrieved: KVec::new(),
+                    }),
+                    changes_ended <- new_condvar!(),
                 }),
                 GFP_KERNEL,
             )?;
-            if !DEVICES.populate(devices) {
+            if !TRACKED.populate(tracked) {
                 return Err(EBUSY);
             }
             #[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_CORRUPT_TEST)]

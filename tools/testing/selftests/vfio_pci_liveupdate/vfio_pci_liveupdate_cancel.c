@@ -21,13 +21,18 @@
  * freeze, the interrupt (MSI) delivered again, and config writes and
  * VFIO_DEVICE_SET_IRQS work again; a second cancelled kexec checks the same
  * with INTx, and with MSI-X on an igb (0000:04:00.0) preserved in the same
- * session. The kexec kernel is loaded from the path given as
+ * session. A third kexec starts while a reset of the igb is under way: the
+ * freeze must wait for the reset to end, so that the record it writes is the
+ * device's last state. The kexec kernel is loaded from the path given as
  * argument; should the cancel not happen, the machine kexecs into it without
  * an initramfs, and the test run fails loudly.
  */
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
@@ -89,8 +94,8 @@ static int test_file(int pci)
 	return fd;
 }
 
-/* Loads @kernel for a kexec and starts it: the return value of reboot(). */
-static int start_kexec(const char *kernel)
+/* Loads @kernel for a kexec. */
+static void load_kexec(const char *kernel)
 {
 	int fd = open(kernel, O_RDONLY);
 
@@ -101,7 +106,72 @@ static int start_kexec(const char *kernel)
 		fail_exit("kexec_file_load %s", kernel);
 	close(fd);
 	sync();
+}
+
+/* Loads @kernel for a kexec and starts it: the return value of reboot(). */
+static int start_kexec(const char *kernel)
+{
+	load_kexec(kernel);
 	return reboot(LINUX_REBOOT_CMD_KEXEC) ? -errno : 0;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A VFIO_DEVICE_RESET run by another thread. */
+struct reset_run {
+	int fd;
+	int ret;
+	atomic_int started;
+	atomic_int done;
+	double ended_ms;
+};
+
+static void *reset_device(void *arg)
+{
+	struct reset_run *run = arg;
+
+	atomic_store(&run->started, 1);
+	run->ret = ioctl(run->fd, VFIO_DEVICE_RESET) ? -errno : 0;
+	run->ended_ms = now_ms();
+	atomic_store(&run->done, 1);
+	return NULL;
+}
+
+/*
+ * Starts a kexec of @kernel 10 ms into a function reset of the device of
+ * @fd, which lasts at least the 100 ms the PCIe specification asks to wait
+ * after it. Whether the reset had ended when the kexec came back cancelled,
+ * allowing the reset thread 5 ms to note that it returned.
+ */
+static bool kexec_waits_for_reset(const char *kernel, int fd, int *kexec_ret,
+				  struct reset_run *run)
+{
+	double started_ms, returned_ms;
+	pthread_t thread;
+	bool done;
+
+	load_kexec(kernel);
+	run->fd = fd;
+	if (pthread_create(&thread, NULL, reset_device, run))
+		fail_exit("start the reset thread");
+	while (!atomic_load(&run->started))
+		;
+	usleep(10000);
+	started_ms = now_ms();
+	*kexec_ret = reboot(LINUX_REBOOT_CMD_KEXEC) ? -errno : 0;
+	returned_ms = now_ms();
+	while (!(done = atomic_load(&run->done)) && now_ms() < returned_ms + 5)
+		;
+	pthread_join(thread, NULL);
+	ksft_print_msg("the kexec came back after %.1f ms; the reset ended at %.1f ms\n",
+		       returned_ms - started_ms, run->ended_ms - started_ms);
+	return done;
 }
 
 int main(int argc, char *argv[])
@@ -111,14 +181,15 @@ int main(int argc, char *argv[])
 	__u8 irq_line = 0x4b;
 	__u64 dma_src = TEST_DMA_SRC;
 	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, igb_fd, fd, ret;
-	int efd, msix_efd;
+	int efd, msix_efd, kexec_ret;
+	struct reset_run reset = { 0 };
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s KERNEL-IMAGE\n", argv[0]);
 		return KSFT_FAIL;
 	}
 	ksft_print_header();
-	ksft_set_plan(18);
+	ksft_set_plan(19);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	luo_fd = luo_open_device();
@@ -221,6 +292,11 @@ int main(int argc, char *argv[])
 	ksft_test_result(igb_msix_arrives(igb_fd, msix_efd),
 			 "and the igb's MSI-X reaches its eventfd again\n");
 	set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
+
+	ret = kexec_waits_for_reset(argv[1], igb_fd, &kexec_ret, &reset);
+	ksft_test_result(ret && reset.ret == 0 && kexec_ret == -ECANCELED,
+			 "a kexec started during a reset of the igb waits for the reset (%d, %d)\n",
+			 reset.ret, kexec_ret);
 
 	/* Closing the sessions unpreserves the files; the device file carries on. */
 	close(session_fd);
