@@ -212,6 +212,8 @@ struct Tables {
     outgoing: Option<OutgoingRecord>,
     incoming: Option<DeviceTable>,
     /// Incoming devices a driver claimed; they are not released when the claim timeout passes.
+    /// Room for every incoming device is made when the table comes in, so that a claim cannot
+    /// fail for memory.
     claimed: KVec<DevId>,
     /// The handed-over record was looked for (found or not).
     incoming_checked: bool,
@@ -249,14 +251,17 @@ fn id_of(dev: &pci::Device) -> DevId {
     }
 }
 
+/// `dev` and the bridges above it, walking up: the path [`DeviceTable::finish`] takes, with no
+/// memory to allocate.
+fn walk_up(dev: &pci::Device) -> impl Iterator<Item = DevId> + Clone {
+    core::iter::successors(Some(ARef::from(dev)), |d| d.upstream_bridge()).map(|d| id_of(&d))
+}
+
 /// The device and the bridges above it, from the one nearest the root down.
 fn path_of(dev: &pci::Device) -> Result<KVec<DevId>> {
     let mut path = KVec::new();
-    path.push(id_of(dev), GFP_KERNEL)?;
-    let mut up = dev.upstream_bridge();
-    while let Some(bridge) = up {
-        path.push(id_of(&bridge), GFP_KERNEL)?;
-        up = bridge.upstream_bridge();
+    for id in walk_up(dev) {
+        path.push(id, GFP_KERNEL)?;
     }
     path.reverse();
     Ok(path)
@@ -342,6 +347,11 @@ impl FlbOps for PciFlb {
                     table.len()
                 );
                 tables.had_incoming |= !table.is_empty();
+                if tables.claimed.reserve(table.len(), GFP_KERNEL).is_err() {
+                    pr_err!("out of memory for the handed-over state; booting as if no device had been preserved\n");
+                    tables.incoming = None;
+                    return Ok(());
+                }
                 if !table.is_empty() {
                     schedule_release();
                 }
@@ -515,19 +525,18 @@ fn claim(dev: &pci::Device) -> Result {
     if tables.claimed.contains(&id) {
         return Err(EBUSY);
     }
-    tables.claimed.push(id, GFP_KERNEL)?;
-    Ok(())
+    // Room for every incoming device was made when the table came in.
+    tables.claimed.push_within_capacity(id).map_err(|_| ENOMEM)
 }
 
 /// The driver is done with the incoming `dev`.
 fn finish(dev: &pci::Device) -> Result {
     check_incoming();
-    let path = path_of(dev)?;
     let id = id_of(dev);
     let mut guard = tables()?.write();
     let tables = &mut *guard;
     let table = tables.incoming.as_mut().ok_or(ENOENT)?;
-    table.finish(&path).map_err(errno)?;
+    table.finish(walk_up(dev)).map_err(errno)?;
     tables.claimed.retain(|c| *c != id);
     Ok(())
 }
@@ -604,50 +613,46 @@ enum Release {
 
 /// Gives every incoming endpoint no driver claimed to the normal path: no longer incoming,
 /// bus mastering off, reset. Its bridges are only paths to it and stay as they are.
+///
+/// One device at a time, in the table's order, so that nothing needs memory: a transient
+/// shortage must not leave a device incoming for good.
 fn release_unclaimed(why: Release) -> Result {
     let tables = tables()?;
-    let mut unclaimed = KVec::new();
-    {
-        let tables = tables.read();
-        let Some(table) = tables.incoming.as_ref() else {
-            return Ok(());
+    let seconds = module_parameters::claim_timeout.value();
+    let mut after = None;
+    loop {
+        let next = {
+            let guard = tables.read();
+            let Some(table) = guard.incoming.as_ref() else {
+                return Ok(());
+            };
+            let next = table
+                .entries()
+                .map(|e| e.id)
+                .find(|id| Some(*id) > after && !guard.claimed.contains(id));
+            next
         };
-        for entry in table.entries() {
-            if !tables.claimed.contains(&entry.id) {
-                unclaimed.push(entry.id, GFP_KERNEL)?;
-            }
-        }
-    }
-    // Looked up without our lock: enumeration calls into us with the PCI bus locks held.
-    let mut candidates: KVec<(ARef<pci::Device>, KVec<DevId>)> = KVec::new();
-    for id in unclaimed {
+        let Some(id) = next else { return Ok(()) };
+        after = Some(id);
+        // Looked up without our lock: enumeration calls into us with the PCI bus locks held.
         let [bus, devfn] = id.bdf.to_be_bytes();
         let Some(dev) = pci::Device::get(id.domain, bus, devfn) else {
             continue;
         };
-        if !dev.is_bridge() {
-            let path = path_of(&dev)?;
-            candidates.push((dev, path), GFP_KERNEL)?;
+        if dev.is_bridge() {
+            continue;
         }
-    }
-    let mut released = KVec::with_capacity(candidates.len(), GFP_KERNEL)?;
-    {
-        let mut guard = tables.write();
-        let tables = &mut *guard;
-        let Some(table) = tables.incoming.as_mut() else {
-            return Ok(());
-        };
-        for (dev, path) in candidates {
+        {
+            let mut guard = tables.write();
+            let tables = &mut *guard;
+            let Some(table) = tables.incoming.as_mut() else {
+                return Ok(());
+            };
             // Claimed or finished meanwhile: its driver has it.
-            let id = id_of(&dev);
-            if !tables.claimed.contains(&id) && table.finish(&path).is_ok() {
-                // Room was made above.
-                let _ = released.push_within_capacity(dev);
+            if tables.claimed.contains(&id) || table.finish(walk_up(&dev)).is_err() {
+                continue;
             }
         }
-    }
-    let seconds = module_parameters::claim_timeout.value();
-    for dev in released {
         match (why, reset_released(&dev)) {
             (Release::Timeout, Ok(())) => dev_warn!(
                 dev.as_ref(),
@@ -665,7 +670,6 @@ fn release_unclaimed(why: Release) -> Result {
             ),
         }
     }
-    Ok(())
 }
 
 /// A driver is about to bind to `dev`. While `dev` is incoming, only a driver that leaves its

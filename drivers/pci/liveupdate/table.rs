@@ -231,17 +231,29 @@ impl<S: Storage<Slot>> Table<S> {
             Ok(i) if self.slots.items()[i].endpoint => {}
             _ => return Err(TableError::NotPreserved),
         }
-        self.release(path)?;
+        self.release(path.iter().copied())?;
         if let Ok(i) = self.find(endpoint) {
             self.slots.items_mut()[i].endpoint = false;
         }
         Ok(())
     }
 
-    /// In the incoming kernel: the endpoint at the end of `path` is done with the Live Update;
-    /// it and the bridges above count one device less.
-    pub fn finish(&mut self, path: &[DevId]) -> Result<(), TableError> {
-        check_path(path)?;
+    /// In the incoming kernel: an endpoint is done with the Live Update; it and the bridges
+    /// above count one device less.
+    ///
+    /// `path` holds the endpoint and every bridge above it, in either order: a walk up the
+    /// hierarchy, taken twice, so that finishing needs no memory and so cannot fail for want
+    /// of it.
+    pub fn finish(&mut self, path: impl Iterator<Item = DevId> + Clone) -> Result<(), TableError> {
+        let mut rest = path.clone();
+        while let Some(id) = rest.next() {
+            if rest.clone().any(|other| other == id) {
+                return Err(TableError::BadPath);
+            }
+        }
+        if path.clone().next().is_none() {
+            return Err(TableError::BadPath);
+        }
         self.release(path)
     }
 
@@ -252,11 +264,11 @@ impl<S: Storage<Slot>> Table<S> {
             && items.windows(2).all(|w| w[0].entry.id < w[1].entry.id)
     }
 
-    fn release(&mut self, path: &[DevId]) -> Result<(), TableError> {
-        if path.iter().any(|&id| self.find(id).is_err()) {
+    fn release(&mut self, path: impl Iterator<Item = DevId> + Clone) -> Result<(), TableError> {
+        if path.clone().any(|id| self.find(id).is_err()) {
             return Err(TableError::NotPreserved);
         }
-        for &id in path {
+        for id in path {
             if let Ok(i) = self.find(id) {
                 let slot = &mut self.slots.items_mut()[i];
                 slot.entry.refcount -= 1;

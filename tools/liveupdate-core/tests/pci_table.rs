@@ -174,16 +174,36 @@ fn finish_releases_the_path_once() {
     t.preserve(&[port(), edu_fn1()]).unwrap();
     let raw: Vec<[u8; ENTRY_SIZE]> = t.entries().map(|e| e.encode()).collect();
     let mut incoming = Table::load(&t.header(0x1000), &raw, Vec::new()).unwrap();
-    incoming.finish(&[port(), edu()]).unwrap();
+    incoming.finish([port(), edu()].into_iter()).unwrap();
     assert_eq!(
         (incoming.refcount(port()), incoming.refcount(edu())),
         (Some(1), None)
     );
     assert_eq!(
-        incoming.finish(&[port(), edu()]),
+        incoming.finish([port(), edu()].into_iter()),
         Err(TableError::NotPreserved)
     );
-    incoming.finish(&[port(), edu_fn1()]).unwrap();
+    // A walk up the hierarchy gives the path endpoint first.
+    incoming.finish([edu_fn1(), port()].into_iter()).unwrap();
+    assert!(incoming.is_empty());
+}
+
+#[test]
+fn finish_refuses_empty_and_repeating_paths() {
+    let mut t = table();
+    t.preserve(&[port(), edu()]).unwrap();
+    let raw: Vec<[u8; ENTRY_SIZE]> = t.entries().map(|e| e.encode()).collect();
+    let mut incoming = Table::load(&t.header(0x1000), &raw, Vec::new()).unwrap();
+    assert_eq!(
+        incoming.finish([].into_iter()),
+        Err(TableError::BadPath)
+    );
+    assert_eq!(
+        incoming.finish([edu(), port(), edu()].into_iter()),
+        Err(TableError::BadPath)
+    );
+    assert_eq!(incoming.refcount(edu()), Some(1));
+    incoming.finish([edu(), port()].into_iter()).unwrap();
     assert!(incoming.is_empty());
 }
 
