@@ -14,7 +14,7 @@
 use kernel::{
     fs::File,
     ioctl::_IO,
-    kho::{testing::FailAllocs, Incoming, KhoMem, Outgoing},
+    kho::{Incoming, KhoMem, Outgoing},
     liveupdate::{FileHandler, Flb, FlbOps, Handle, Preservation, Registration, RetrieveStatus},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     new_mutex, pci,
@@ -47,11 +47,6 @@ const LEAVE_UNFINISHED: u32 = _IO(b'L' as u32, 0x76);
 /// Makes the handler's freeze of the file fail with `ECANCELED`, which cancels the kexec after
 /// the files preserved before it were frozen: how tests reach the unfreeze of other handlers.
 const FAIL_FREEZE: u32 = _IO(b'L' as u32, 0x77);
-/// Makes KHO allocations fail with `ENOMEM` once the argument's number of them succeeded; an
-/// argument of -1 lets them succeed again, as does releasing the file. How tests reach the
-/// out-of-memory paths of other handlers.
-const FAIL_KHO_ALLOCS: u32 = _IO(b'L' as u32, 0x78);
-
 const FILE_MAGIC: u64 = 0x7275_7374_6669_6c65; // "rustfile"
 const FLB_MAGIC: u64 = 0x7275_7374_5f66_6c62; // "rust_flb"
 
@@ -85,8 +80,6 @@ struct TestFile {
     leave_unfinished: bool,
     /// Refuse to freeze.
     fail_freeze: bool,
-    /// KHO allocations fail while this is held.
-    fail_allocs: Option<FailAllocs>,
 }
 
 /// The state the device, the handler and the FLB share.
@@ -154,7 +147,6 @@ impl MiscDevice for TestDevice {
             pci: None,
             leave_unfinished: false,
             fail_freeze: false,
-            fail_allocs: None,
         };
         state.files.lock().push(record, GFP_KERNEL)?;
         *state.parked.lock() = Some(ARef::from(file));
@@ -176,14 +168,6 @@ impl MiscDevice for TestDevice {
             }
             LEAVE_UNFINISHED => with_file(file, |t| t.leave_unfinished = true).map(|()| 0),
             FAIL_FREEZE => with_file(file, |t| t.fail_freeze = true).map(|()| 0),
-            FAIL_KHO_ALLOCS => with_file(file, |t| {
-                // The previous setting goes first: dropping it lets allocations succeed.
-                t.fail_allocs = None;
-                if arg != usize::MAX {
-                    t.fail_allocs = Some(FailAllocs::after(arg));
-                }
-            })
-            .map(|()| 0),
             GET_PCI_INCOMING => {
                 let dev = pci_of(file).ok_or(ENODEV)?;
                 Ok(isize::from(dev.liveupdate_is_incoming()))

@@ -136,8 +136,6 @@ impl KhoMem<Outgoing> {
         if size == 0 {
             return Err(EINVAL);
         }
-        #[cfg(CONFIG_KUNIT)]
-        testing::maybe_fail()?;
         let rounded = size
             .max(PAGE_SIZE)
             .checked_next_power_of_two()
@@ -343,14 +341,6 @@ impl<E: FromBytes + AsBytes + Copy> KhoBlockSet<E> {
     pub fn write_all(self: Pin<&mut Self>, entries: &[E]) -> Result {
         let bs = self.inner.get();
         let count = entries.len() as u64;
-        #[cfg(CONFIG_KUNIT)]
-        {
-            // SAFETY: `bs` is initialised; reading its size has no side effects.
-            let capacity = unsafe { (*bs).nblocks as u64 * (*bs).count_per_block };
-            if count > capacity {
-                testing::maybe_fail()?;
-            }
-        }
         // SAFETY: `bs` is initialised and we have exclusive access through `self`.
         unsafe {
             to_result(bindings::kho_block_set_grow(bs, count))?;
@@ -398,45 +388,6 @@ impl<E> PinnedDrop for KhoBlockSet<E> {
         // SAFETY: `inner` is initialised; destroying frees (and unpreserves or restores) every
         // block it owns.
         unsafe { bindings::kho_block_set_destroy(self.inner.get()) };
-    }
-}
-
-/// Failure injection for KUnit tests of error paths.
-#[cfg(CONFIG_KUNIT)]
-pub mod testing {
-    use crate::prelude::*;
-    use core::sync::atomic::{AtomicUsize, Ordering};
-
-    static FAIL_AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-    /// While alive, KHO allocations (of memory, or of blocks for a growing block set) past the
-    /// first `succeed` ones fail with `ENOMEM`.
-    pub struct FailAllocs(());
-
-    impl FailAllocs {
-        /// Lets `succeed` allocations through, then fails every later one.
-        pub fn after(succeed: usize) -> Self {
-            FAIL_AFTER.store(succeed, Ordering::SeqCst);
-            Self(())
-        }
-    }
-
-    impl Drop for FailAllocs {
-        fn drop(&mut self) {
-            FAIL_AFTER.store(usize::MAX, Ordering::SeqCst);
-        }
-    }
-
-    pub(super) fn maybe_fail() -> Result {
-        let left = FAIL_AFTER.load(Ordering::SeqCst);
-        if left == usize::MAX {
-            return Ok(());
-        }
-        if left == 0 {
-            return Err(ENOMEM);
-        }
-        FAIL_AFTER.store(left - 1, Ordering::SeqCst);
-        Ok(())
     }
 }
 
@@ -515,15 +466,6 @@ mod tests {
                 Some(BlockChainError::NotPreserved { block: 0 })
             );
         }
-        Ok(())
-    }
-
-    #[test]
-    fn injected_allocation_failure_is_enomem() -> Result {
-        let _fail = testing::FailAllocs::after(1);
-        let first = KhoMem::alloc_preserve(64);
-        assert!(first.is_ok());
-        assert_eq!(KhoMem::alloc_preserve(64).err(), Some(ENOMEM));
         Ok(())
     }
 

@@ -18,15 +18,13 @@
 
 #include <pthread.h>
 #include "edu.h"
+#include "kmemleak.h"
 
 #define DEVICES			4
 #define THREADS			4
 #define CYCLES			50
 #define PCI_INTERRUPT_LINE	0x3c
 #define TOKEN			0x7f60
-#define KMEMLEAK		"/sys/kernel/debug/kmemleak"
-/* kmemleak reports objects at least 5 s old. */
-#define KMEMLEAK_AGE_S		6
 
 static const char *const session_names[2] = { "vfio-pci-lu-stress-a", "vfio-pci-lu-stress-b" };
 static int luo_fd;
@@ -99,52 +97,19 @@ static void *run_cycles(void *arg)
 	return NULL;
 }
 
-/*
- * Scans for leaks after the objects had time to age: the leaks reported, or
- * -1. kmemleak reports an object unreferenced in two scans in a row (the
- * first only records its checksum), hence two.
- */
-static int kmemleak_reports(void)
-{
-	char buf[4096];
-	int fd, reports = 0;
-	ssize_t len;
-
-	sleep(KMEMLEAK_AGE_S);
-	fd = open(KMEMLEAK, O_RDWR);
-	if (fd < 0 || write(fd, "scan", 4) != 4 || write(fd, "scan", 4) != 4)
-		return -1;
-	lseek(fd, 0, SEEK_SET);
-	while ((len = read(fd, buf, sizeof(buf) - 1)) > 0) {
-		char *at = buf;
-
-		buf[len] = 0;
-		if (!reports)
-			ksft_print_msg("%.300s\n", buf);
-		while ((at = strstr(at, "unreferenced object"))) {
-			reports++;
-			at++;
-		}
-	}
-	close(fd);
-	return reports;
-}
-
 static void run_stage_1(void)
 {
 	struct cycles c[THREADS] = { 0 };
 	pthread_t thread[THREADS];
 	int i, ok = 1, preserved = 0, busy = 0, other = 0, session_fd[2], leaks;
-	int clear = open(KMEMLEAK, O_WRONLY);
 
 	ksft_print_header();
 	ksft_set_plan(4);
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
 	/* Leak reports from before the test are not the test's. */
-	if (clear < 0 || write(clear, "clear", 5) != 5)
+	if (kmemleak_clear())
 		fail_exit("clear %s", KMEMLEAK);
-	close(clear);
 	for (i = 0; i < DEVICES; i++)
 		ok &= set_up(i) == 0;
 	ksft_test_result(ok, "set up %d edus\n", DEVICES);
