@@ -9,7 +9,10 @@
  * 0000:05:00.0 bound to vfio-pci with SR-IOV allowed
  * (vfio_pci.enable_sriov=1), whose VF the test enables: the VF is bound to
  * vfio-pci too, and to iommufd with the VF token the PF was given, so that
- * only its being a VF is left to refuse.
+ * only its being a VF is left to refuse. The edu at 0000:02:00.0 is also
+ * moved for a while to virtio_vfio_pci, a vfio-pci-core variant driver that
+ * binds to any function through driver_override: the handler must refuse
+ * the files of variant drivers, whose own state it does not keep.
  */
 
 #include <stdlib.h>
@@ -25,6 +28,7 @@
 
 #define SESSION			"vfio-pci-lu-uapi"
 #define OTHER_SESSION		"vfio-pci-lu-uapi-other"
+#define VARIANT_SESSION		"vfio-pci-lu-uapi-variant"
 #define TOKEN			0x7f30
 #define OTHER_TOKEN		0x7f31
 #define UNPRIVILEGED_UID	65534
@@ -41,6 +45,17 @@ static int open_cdev(const char *pci)
 	if (fd < 0)
 		fail_exit("open the vfio cdev of %s", pci);
 	return fd;
+}
+
+/* Moves @pci from its driver to @driver through driver_override; 0 or -1. */
+static int rebind(const char *pci, const char *driver)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/bind", driver);
+	return pci_sysfs_write(pci, "driver/unbind", pci) ||
+	       pci_sysfs_write(pci, "driver_override", driver) ||
+	       write_file(path, pci) ? -1 : 0;
 }
 
 /* Gives the PF the VF token and enables one VF; its vfio cdev fd, bound. */
@@ -105,11 +120,11 @@ int main(void)
 {
 	const char *cdev = device_cdev(DEVICE_PCI);
 	__u64 dma_src = TEST_DMA_SRC;
-	int luo_fd, session_fd, other_fd, dev_fd, pf_fd, vf_fd, fd;
+	int luo_fd, session_fd, other_fd, variant_fd, dev_fd, pf_fd, vf_fd, fd;
 	int pipe_fds[2];
 
 	ksft_print_header();
-	ksft_set_plan(17);
+	ksft_set_plan(18);
 	luo_fd = luo_open_device();
 	if (luo_fd < 0 || !cdev || open_iommufd_ioas() || pipe(pipe_fds))
 		fail_exit("set up /dev/liveupdate, %s, iommufd", DEVICE_PCI);
@@ -140,6 +155,17 @@ int main(void)
 	vf_fd = open_bound_vf(pf_fd);
 	expect(luo_session_preserve_fd(session_fd, vf_fd, TOKEN), -ENOENT,
 	       "a VF's device file, bound to iommufd");
+	if (rebind(GROUP_PCI, "virtio_vfio_pci"))
+		fail_exit("bind %s to virtio_vfio_pci", GROUP_PCI);
+	/* In a session of its own: were it preserved, closing that lets it go. */
+	variant_fd = luo_create_session(luo_fd, VARIANT_SESSION);
+	fd = open_bound(GROUP_PCI);
+	expect(fd < 0 ? fd : luo_session_preserve_fd(variant_fd, fd, TOKEN), -ENOENT,
+	       "a variant driver's device file, bound to iommufd");
+	close(variant_fd);
+	close(fd);
+	if (rebind(GROUP_PCI, "vfio-pci"))
+		fail_exit("bind %s back to vfio-pci", GROUP_PCI);
 
 	/* The device file, once bound; nothing of the refusals is left. */
 	if (bind_device(dev_fd) || bar0_rw64(dev_fd, 1, &dma_src, EDU_DMA_SRC))
