@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * kmemleak from a selftest of the debug kernel: forget what was reported
- * before the test, then scan for what the test leaked.
+ * What a selftest leaked: memory KHO handed over and never given back to
+ * the kernel, and (on the debug kernel) what kmemleak finds.
  */
-#ifndef VFIO_LU_KMEMLEAK_H
-#define VFIO_LU_KMEMLEAK_H
+#ifndef VFIO_LU_LEAKS_H
+#define VFIO_LU_LEAKS_H
 
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "../kselftest.h"
@@ -15,6 +16,24 @@
 #define KMEMLEAK		"/sys/kernel/debug/kmemleak"
 /* kmemleak reports objects at least 5 s old. */
 #define KMEMLEAK_AGE_S		6
+
+/*
+ * MemTotal in KiB, or -1. Memory the previous kernel preserved through KHO
+ * counts in it only once the kernel restored it (kho_restore_*() adds it
+ * to the managed pages), so it grows by what is taken back.
+ */
+static inline long mem_total_kib(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	long kib = -1;
+
+	if (f) {
+		if (fscanf(f, "MemTotal: %ld kB", &kib) != 1)
+			kib = -1;
+		fclose(f);
+	}
+	return kib;
+}
 
 /* Whether the kernel has kmemleak (the debug kernel does). */
 static inline bool has_kmemleak(void)
@@ -64,4 +83,4 @@ static inline int kmemleak_reports(void)
 	return reports;
 }
 
-#endif /* VFIO_LU_KMEMLEAK_H */
+#endif /* VFIO_LU_LEAKS_H */

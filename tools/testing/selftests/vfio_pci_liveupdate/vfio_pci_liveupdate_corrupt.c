@@ -12,8 +12,10 @@
  * record names the control instead of its own device. Stage 2 checks that
  * each corrupted record is refused with its own message while its device
  * goes down the normal path: reset (RLPML back to 0x2600), bus mastering
- * off, vfio-pci opens it like any device; and that the control, retrieved
- * last, is taken back as kept: the record naming it left it alone.
+ * off, vfio-pci opens it like any device; that the control, retrieved
+ * last, is taken back as kept: the record naming it left it alone; and that
+ * the KHO memory of all ten records went back to the kernel by the finish
+ * (MemTotal grows by what is restored).
  *
  * Then, one update each, the PCI core's record is corrupted in seven ways:
  * the next kernel must reject it whole with one message, keep the device
@@ -25,6 +27,7 @@
  */
 
 #include "igb.h"
+#include "leaks.h"
 
 #define DEVICES			10
 #define CONTROL			0
@@ -33,6 +36,10 @@
 #define TOKEN			0x7f40
 #define PCI_KNOB		"/sys/kernel/debug/pci_liveupdate/corrupt_handover"
 #define VFIO_KNOB		"/sys/kernel/debug/vfio_pci_liveupdate/corrupt_records"
+/* An igb's record: 4096 bytes of config space and its PCI state, in 2 pages. */
+#define RECORD_KIB		8
+/* LUO's own record of a session's files: one page. */
+#define SESSION_KIB		4
 
 /* Device i is the igb behind the i-th root port, on bus i + 1. */
 static const char *pci(int i)
@@ -131,14 +138,16 @@ static void run_stage_1(int luo_fd)
 static void run_stage_2(int luo_fd)
 {
 	int session_fd, fd, control_fd, i;
+	long before_kib, after_kib;
 
 	ksft_print_header();
-	ksft_set_plan(2 * (DEVICES - 1) + 3);
+	ksft_set_plan(2 * (DEVICES - 1) + 4);
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
 	session_fd = luo_retrieve_session(luo_fd, SESSION);
 	if (session_fd < 0)
 		fail_exit("retrieve session %s", SESSION);
+	before_kib = mem_total_kib();
 
 	for (i = 1; i < DEVICES; i++) {
 		fd = luo_session_retrieve_fd(session_fd, TOKEN + i);
@@ -154,6 +163,11 @@ static void run_stage_2(int luo_fd)
 			 igb_rlpml(control_fd) == TEST_RLPML && bus_master(pci(CONTROL)) == 1,
 			 "control %s: taken back as kept, RLPML %#x\n", pci(CONTROL), TEST_RLPML);
 	ksft_test_result(luo_session_finish(session_fd) == 0, "finish the session\n");
+	after_kib = mem_total_kib();
+	ksft_test_result(before_kib > 0 &&
+			 after_kib - before_kib >= DEVICES * RECORD_KIB + SESSION_KIB,
+			 "the KHO memory of the %d records, refused or taken, was restored (MemTotal +%ld KiB)\n",
+			 DEVICES, after_kib - before_kib);
 
 	/* Every corrupted device went down the normal path. */
 	for (i = 1; i < DEVICES; i++) {

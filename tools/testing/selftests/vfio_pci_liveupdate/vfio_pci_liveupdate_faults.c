@@ -33,7 +33,8 @@
  * failing, for n = 1, 2, ... until it goes through (a failed finish may be
  * tried again), and no device is left incoming. The last device, in a
  * session of its own, is never retrieved: the finish of that session, with
- * each allocation failing the same way, gives the device back.
+ * each allocation failing the same way, gives the device back. By then the
+ * KHO memory of every record was restored, whatever failed.
  *
  * On the debug kernel, each stage ends with a kmemleak scan.
  *
@@ -48,7 +49,7 @@
 #include <linux/kexec.h>
 #include <linux/reboot.h>
 #include "igb.h"
-#include "kmemleak.h"
+#include "leaks.h"
 
 #define DEVICES			11
 #define SESSION			"vfio-pci-lu-faults"
@@ -59,6 +60,10 @@
 #define TEST_RLPML		0x1234
 #define PCI_INTERRUPT_LINE	0x3c
 #define MSIX			VFIO_PCI_MSIX_IRQ_INDEX
+/* An igb's record: 4096 bytes of config space and its PCI state, in 2 pages. */
+#define RECORD_KIB		8
+/* LUO's own record of a session's files: one page. */
+#define SESSION_KIB		4
 /* Beyond this many allocations a loop is taken to never end. */
 #define MAX_FAULTS		400
 
@@ -400,10 +405,11 @@ static bool finish_through_faults(int session_fd)
 static void run_stage_2(int luo_fd)
 {
 	int i, fd, session_fd, unretrieved_fd, fds[DEVICES];
+	long before_kib, after_kib;
 	bool ok;
 
 	ksft_print_header();
-	ksft_set_plan(4 + has_kmemleak());
+	ksft_set_plan(5 + has_kmemleak());
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
 	setup_fault_injection();
@@ -411,6 +417,7 @@ static void run_stage_2(int luo_fd)
 	unretrieved_fd = luo_retrieve_session(luo_fd, UNRETRIEVED_SESSION);
 	if (session_fd < 0 || unretrieved_fd < 0)
 		fail_exit("retrieve the sessions");
+	before_kib = mem_total_kib();
 	ksft_test_result(retrieve_through_faults(session_fd, fds),
 			 "each failing allocation of a retrieve gave the device back, or kept it\n");
 	ksft_test_result(finish_through_faults(session_fd),
@@ -431,6 +438,12 @@ static void run_stage_2(int luo_fd)
 		close(fd);
 	}
 	ksft_test_result(ok, "after the finish vfio-pci opens every device\n");
+	after_kib = mem_total_kib();
+	/* Two sessions. */
+	ksft_test_result(before_kib > 0 &&
+			 after_kib - before_kib >= DEVICES * RECORD_KIB + 2 * SESSION_KIB,
+			 "the KHO memory of the %d records was restored (MemTotal +%ld KiB)\n",
+			 DEVICES, after_kib - before_kib);
 	check_leaks();
 	ksft_finished();
 }

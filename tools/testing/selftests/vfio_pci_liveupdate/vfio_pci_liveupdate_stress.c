@@ -18,7 +18,7 @@
 
 #include <pthread.h>
 #include "edu.h"
-#include "kmemleak.h"
+#include "leaks.h"
 
 #define DEVICES			4
 #define THREADS			4
