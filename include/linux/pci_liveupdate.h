@@ -53,6 +53,11 @@ void pci_liveupdate_setup_device(struct pci_dev *dev);
 int pci_liveupdate_check_probe(struct pci_dev *dev, bool driver_managed_dma);
 /* For the PCI core: keep the bus numbers @bridge comes up with. */
 bool pci_liveupdate_keep_bus_numbers(struct pci_dev *bridge);
+/*
+ * For the PCI core: no bus or slot reset may reach @dev, which keeps its
+ * state for a Live Update (frozen for the kexec, or incoming).
+ */
+bool pci_liveupdate_blocks_reset(struct pci_dev *dev);
 
 #else /* CONFIG_PCI_LIVEUPDATE */
 
@@ -115,6 +120,11 @@ static inline int pci_liveupdate_check_probe(struct pci_dev *dev,
 }
 
 static inline bool pci_liveupdate_keep_bus_numbers(struct pci_dev *bridge)
+{
+	return false;
+}
+
+static inline bool pci_liveupdate_blocks_reset(struct pci_dev *dev)
 {
 	return false;
 }

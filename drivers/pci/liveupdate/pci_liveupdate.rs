@@ -475,6 +475,22 @@ fn is_incoming(dev: &pci::Device) -> bool {
         .is_some_and(|t| t.refcount(id_of(dev)).is_some())
 }
 
+/// Whether no bus or slot reset may reach `dev`: it keeps its state for a Live Update, frozen
+/// for the kexec (its record is written) or incoming (not taken back yet). Such resets are
+/// asked for on behalf of other devices, a sibling's hot reset for one.
+fn blocks_reset(dev: &pci::Device) -> bool {
+    if is_incoming(dev) {
+        return true;
+    }
+    let Ok(tables) = tables() else { return false };
+    let id = id_of(dev);
+    tables
+        .read()
+        .outgoing
+        .as_ref()
+        .is_some_and(|r| r.frozen.iter().any(|f| f.id == id))
+}
+
 /// Enumeration found `dev`: say so when it comes preserved from the previous kernel, and keep
 /// it quiet until its driver takes it back. The first call validates the handed-over record,
 /// so it is never used half-read.
@@ -697,6 +713,7 @@ kernel::export_pci_device_fns! {
     pci_liveupdate_setup_device() -> () = setup_device;
     pci_liveupdate_check_probe(driver_managed_dma: bool) -> c_int = check_probe;
     pci_liveupdate_keep_bus_numbers() -> bool = keep_bus_numbers;
+    pci_liveupdate_blocks_reset() -> bool = blocks_reset;
     pci_liveupdate_finish() -> c_int = finish;
     pci_liveupdate_release() -> c_int = release;
 }

@@ -22,7 +22,9 @@
  * with INTx, and with MSI-X on an igb (0000:04:00.0) preserved in the same
  * session. A third kexec starts while a reset of the igb is under way: the
  * freeze must wait for the reset to end, so that the record it writes is the
- * device's last state. The kexec kernel is loaded from the path given as
+ * device's last state. Meanwhile the edu is frozen, and a hot reset through
+ * its sibling function 0000:01:00.1, which would reset it too, is refused;
+ * it works again once the kexec is cancelled. The kexec kernel is loaded from the path given as
  * argument; should the cancel not happen, the machine kexecs into it without
  * an initramfs, and the test run fails loudly.
  */
@@ -48,6 +50,9 @@
 #define MSI			VFIO_PCI_MSI_IRQ_INDEX
 #define INTX			VFIO_PCI_INTX_IRQ_INDEX
 #define MSIX			VFIO_PCI_MSIX_IRQ_INDEX
+
+/* The edu's sibling function, on the same bus. */
+#define SIBLING_PCI		"0000:01:00.1"
 
 /* An igb (82576), for MSI-X. */
 #define MSIX_PCI		"0000:04:00.0"
@@ -126,7 +131,6 @@ struct reset_run {
 	int fd;
 	int ret;
 	atomic_int started;
-	atomic_int done;
 	double ended_ms;
 };
 
@@ -137,39 +141,66 @@ static void *reset_device(void *arg)
 	atomic_store(&run->started, 1);
 	run->ret = ioctl(run->fd, VFIO_DEVICE_RESET) ? -errno : 0;
 	run->ended_ms = now_ms();
-	atomic_store(&run->done, 1);
 	return NULL;
 }
 
-/*
- * Starts a kexec of @kernel 10 ms into a function reset of the device of
- * @fd, which lasts at least the 100 ms the PCIe specification asks to wait
- * after it. Whether the reset had ended when the kexec came back cancelled,
- * allowing the reset thread 5 ms to note that it returned.
- */
-static bool kexec_waits_for_reset(const char *kernel, int fd, int *kexec_ret,
-				  struct reset_run *run)
+/* A reboot(LINUX_REBOOT_CMD_KEXEC) run by another thread. */
+struct kexec_run {
+	int ret;
+	double started_ms;
+	double returned_ms;
+};
+
+static void *start_kexec_thread(void *arg)
 {
-	double started_ms, returned_ms;
-	pthread_t thread;
-	bool done;
+	struct kexec_run *run = arg;
+
+	run->started_ms = now_ms();
+	run->ret = reboot(LINUX_REBOOT_CMD_KEXEC) ? -errno : 0;
+	run->returned_ms = now_ms();
+	return NULL;
+}
+
+/* VFIO_DEVICE_PCI_HOT_RESET through the device cdev @fd: 0 or -errno. */
+static int hot_reset(int fd)
+{
+	struct vfio_pci_hot_reset reset = { .argsz = sizeof(reset) };
+
+	return ioctl(fd, VFIO_DEVICE_PCI_HOT_RESET, &reset) ? -errno : 0;
+}
+
+/*
+ * Starts a kexec of @kernel 10 ms into a function reset of the igb @igb_fd,
+ * which lasts at least the 100 ms the PCIe specification asks to wait after
+ * it. The edu is frozen first; the igb's freeze then waits for the reset.
+ * 30 ms into the kexec, a hot reset through @sibling_fd, the edu's sibling
+ * function, would reset the frozen edu with it: its result goes to
+ * @hot_reset_ret. Whether the reset had ended (5 ms allowed for its thread
+ * to note it) when the kexec came back, cancelled, in @kexec_ret.
+ */
+static bool kexec_waits_for_reset(const char *kernel, int igb_fd, int sibling_fd,
+				  int *kexec_ret, int *hot_reset_ret)
+{
+	struct reset_run reset = { .fd = igb_fd };
+	struct kexec_run kexec = { 0 };
+	pthread_t reset_thread, kexec_thread;
 
 	load_kexec(kernel);
-	run->fd = fd;
-	if (pthread_create(&thread, NULL, reset_device, run))
+	if (pthread_create(&reset_thread, NULL, reset_device, &reset))
 		fail_exit("start the reset thread");
-	while (!atomic_load(&run->started))
+	while (!atomic_load(&reset.started))
 		;
 	usleep(10000);
-	started_ms = now_ms();
-	*kexec_ret = reboot(LINUX_REBOOT_CMD_KEXEC) ? -errno : 0;
-	returned_ms = now_ms();
-	while (!(done = atomic_load(&run->done)) && now_ms() < returned_ms + 5)
-		;
-	pthread_join(thread, NULL);
+	if (pthread_create(&kexec_thread, NULL, start_kexec_thread, &kexec))
+		fail_exit("start the kexec thread");
+	usleep(30000);
+	*hot_reset_ret = hot_reset(sibling_fd);
+	pthread_join(kexec_thread, NULL);
+	pthread_join(reset_thread, NULL);
+	*kexec_ret = kexec.ret;
 	ksft_print_msg("the kexec came back after %.1f ms; the reset ended at %.1f ms\n",
-		       returned_ms - started_ms, run->ended_ms - started_ms);
-	return done;
+		       kexec.returned_ms - kexec.started_ms, reset.ended_ms - kexec.started_ms);
+	return reset.ret == 0 && reset.ended_ms <= kexec.returned_ms + 5;
 }
 
 int main(int argc, char *argv[])
@@ -179,15 +210,14 @@ int main(int argc, char *argv[])
 	__u8 irq_line = 0x4b;
 	__u64 dma_src = TEST_DMA_SRC;
 	int luo_fd, session_fd, other_fd, late_fd, dev_fd, refusing_fd, igb_fd, ret;
-	int efd, msix_efd, kexec_ret;
-	struct reset_run reset = { 0 };
+	int efd, msix_efd, kexec_ret, sibling_fd, hot_reset_ret;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s KERNEL-IMAGE\n", argv[0]);
 		return KSFT_FAIL;
 	}
 	ksft_print_header();
-	ksft_set_plan(18);
+	ksft_set_plan(20);
 	if (!cdev)
 		fail_exit("no vfio cdev for %s", DEVICE_PCI);
 	luo_fd = luo_open_device();
@@ -282,10 +312,21 @@ int main(int argc, char *argv[])
 			 "and the igb's MSI-X reaches its eventfd again\n");
 	set_irqs(dev_fd, INTX, VFIO_IRQ_SET_ACTION_TRIGGER, -1);
 
-	ret = kexec_waits_for_reset(argv[1], igb_fd, &kexec_ret, &reset);
-	ksft_test_result(ret && reset.ret == 0 && kexec_ret == -ECANCELED,
-			 "a kexec started during a reset of the igb waits for the reset (%d, %d)\n",
-			 reset.ret, kexec_ret);
+	sibling_fd = open_bound(SIBLING_PCI);
+	if (sibling_fd < 0)
+		fail_exit("bind %s", SIBLING_PCI);
+	ret = kexec_waits_for_reset(argv[1], igb_fd, sibling_fd, &kexec_ret, &hot_reset_ret);
+	ksft_test_result(ret && kexec_ret == -ECANCELED,
+			 "a kexec started during a reset of the igb waits for the reset (%d)\n",
+			 kexec_ret);
+	/* vfio's answer for a bus no reset may reach. */
+	ksft_test_result(hot_reset_ret == -ENODEV,
+			 "meanwhile a hot reset through %s, which would reach the frozen %s, is refused (%d)\n",
+			 SIBLING_PCI, DEVICE_PCI, hot_reset_ret);
+	ret = hot_reset(sibling_fd);
+	ksft_test_result(ret == 0, "once the kexec is cancelled, the same hot reset works (%d)\n",
+			 ret);
+	close(sibling_fd);
 
 	/* Closing the sessions unpreserves the files; the device file carries on. */
 	close(session_fd);
