@@ -36,7 +36,10 @@
  * each allocation failing the same way, gives the device back. By then the
  * KHO memory of every record was restored, whatever failed.
  *
- * On the debug kernel, each stage ends with a kmemleak scan.
+ * On the debug kernel, each stage ends with a kmemleak scan. Allocating
+ * about twice as often there, a retrieve has more allocations than there
+ * are devices: the first ten fail in turn, and the test kernel's run covers
+ * the rest.
  *
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-faults.toml and
  * tools/vmtest/scenarios/debug/vfio-pci-liveupdate-faults.toml.
@@ -371,6 +374,17 @@ static bool retrieve_through_faults(int session_fd, int *fds)
 			ksft_print_msg("%s: retrieve %d, not kept\n", device_pci(i), fd);
 			ok = false;
 		}
+	}
+	if (points < 0 && has_kmemleak()) {
+		/*
+		 * The debug kernel allocates about twice as often (kmemleak's
+		 * own objects, which it does without): there, the devices
+		 * cover the first allocations only, and the test kernel's run
+		 * covers them all.
+		 */
+		ksft_print_msg("retrieve: more allocations than devices on the debug kernel; the first %d failed in turn: refused %d times, done without %d times\n",
+			       DEVICES - 1, refused, absorbed);
+		return ok;
 	}
 	ksft_print_msg("retrieve: %d allocations; failing one refused it %d times, %d times it did without\n",
 		       points, refused, absorbed);
