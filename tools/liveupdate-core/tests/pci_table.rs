@@ -194,10 +194,7 @@ fn finish_refuses_empty_and_repeating_paths() {
     t.preserve(&[port(), edu()]).unwrap();
     let raw: Vec<[u8; ENTRY_SIZE]> = t.entries().map(|e| e.encode()).collect();
     let mut incoming = Table::load(&t.header(0x1000), &raw, Vec::new()).unwrap();
-    assert_eq!(
-        incoming.finish([].into_iter()),
-        Err(TableError::BadPath)
-    );
+    assert_eq!(incoming.finish([].into_iter()), Err(TableError::BadPath));
     assert_eq!(
         incoming.finish([edu(), port(), edu()].into_iter()),
         Err(TableError::BadPath)

@@ -25,13 +25,12 @@ use kernel::{
     fs::File,
     kho::{Incoming, KhoMem, Outgoing},
     liveupdate::{FileHandler, Handle, Preservation, Registration, RetrieveStatus},
-    new_mutex,
+    new_condvar, new_mutex,
     pci::{
         self,
         saved_state::{SavedCap, SavedState, SavedStateRef},
     },
     prelude::*,
-    new_condvar,
     sync::{aref::ARef, CondVar, Mutex, SetOnce},
     vfio::{self, PciCoreDevice},
 };

@@ -96,7 +96,7 @@ static void setup_fault_injection(void)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(settings); i++)
 		if (write_file(settings[i][0], settings[i][1]))
 			fail_exit("write %s", settings[i][0]);
 	fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
@@ -192,7 +192,7 @@ static bool preserve_through_faults(int luo_fd, int fd)
 			ok = false;
 		}
 	}
-	ksft_print_msg("preserve: %d allocations; failing one refused it %d times (-ENOMEM), %d times it did without\n",
+	ksft_print_msg("preserve: %d allocations; %d failing refused it (-ENOMEM), %d not\n",
 		       n - 1, refused, absorbed);
 	close(session_fd);
 	return ok && n <= MAX_FAULTS && ret == 0;
@@ -382,11 +382,12 @@ static bool retrieve_through_faults(int session_fd, int *fds)
 		 * cover the first allocations only, and the test kernel's run
 		 * covers them all.
 		 */
-		ksft_print_msg("retrieve: more allocations than devices on the debug kernel; the first %d failed in turn: refused %d times, done without %d times\n",
+		ksft_print_msg("retrieve: more allocations than devices (debug kernel)\n");
+		ksft_print_msg("retrieve: the first %d failed in turn; %d refused it, %d not\n",
 			       DEVICES - 1, refused, absorbed);
 		return ok;
 	}
-	ksft_print_msg("retrieve: %d allocations; failing one refused it %d times, %d times it did without\n",
+	ksft_print_msg("retrieve: %d allocations; %d failing refused it, %d not\n",
 		       points, refused, absorbed);
 	return ok && points >= 0;
 }
@@ -411,7 +412,7 @@ static bool finish_through_faults(int session_fd)
 		}
 		refused++;
 	}
-	ksft_print_msg("finish: %d allocations; failing one refused it %d times, %d times it did without\n",
+	ksft_print_msg("finish: %d allocations; %d failing refused it, %d not\n",
 		       absorbed ? n : n - 1, refused, absorbed);
 	return ret == 0 && !absorbed;
 }
