@@ -556,9 +556,10 @@ fn write_changes_state(index: c_uint) -> bool {
     index == vfio::PCI_CONFIG_REGION_INDEX
 }
 
-/// A state change of `vdev` starts, unless it is frozen for a kexec: [`end_change`] must follow.
-fn begin_change(vdev: &PciCoreDevice) -> Result {
-    let Some(devices) = devices() else {
+/// An operation of `vdev`'s user starts; when it `changes_state`, unless the device is frozen
+/// for a kexec, and [`end_change`] must follow.
+fn begin_change(vdev: &PciCoreDevice, changes_state: bool) -> Result {
+    let Some(devices) = devices().filter(|_| changes_state) else {
         return Ok(());
     };
     let addr = DevAddr::of(vdev.pci_dev());
@@ -573,10 +574,12 @@ fn begin_change(vdev: &PciCoreDevice) -> Result {
     Ok(())
 }
 
-/// A state change of `vdev` begun by [`begin_change`] is done: a freeze may go on once it was
-/// the last one.
-fn end_change(vdev: &PciCoreDevice) {
-    let Some(tracked) = tracked() else { return };
+/// An operation begun by [`begin_change`] is done: a freeze may go on once it was the last
+/// state change of `vdev`.
+fn end_change(vdev: &PciCoreDevice, changes_state: bool) {
+    let Some(tracked) = tracked().filter(|_| changes_state) else {
+        return;
+    };
     let addr = DevAddr::of(vdev.pci_dev());
     let mut devices = tracked.devices.lock();
     let Some(at) = devices.changing.iter().position(|(a, _)| *a == addr) else {
@@ -590,29 +593,19 @@ fn end_change(vdev: &PciCoreDevice) {
 }
 
 fn ioctl_begin(vdev: &PciCoreDevice, cmd: c_uint) -> Result {
-    if ioctl_changes_state(cmd) {
-        begin_change(vdev)?;
-    }
-    Ok(())
+    begin_change(vdev, ioctl_changes_state(cmd))
 }
 
 fn ioctl_end(vdev: &PciCoreDevice, cmd: c_uint) {
-    if ioctl_changes_state(cmd) {
-        end_change(vdev);
-    }
+    end_change(vdev, ioctl_changes_state(cmd))
 }
 
 fn write_begin(vdev: &PciCoreDevice, index: c_uint) -> Result {
-    if write_changes_state(index) {
-        begin_change(vdev)?;
-    }
-    Ok(())
+    begin_change(vdev, write_changes_state(index))
 }
 
 fn write_end(vdev: &PciCoreDevice, index: c_uint) {
-    if write_changes_state(index) {
-        end_change(vdev);
-    }
+    end_change(vdev, write_changes_state(index))
 }
 
 /// Runs `f` on the retrieved device `vdev` is, under the lock; `None` when it is none.

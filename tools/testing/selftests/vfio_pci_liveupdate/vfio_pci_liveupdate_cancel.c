@@ -36,12 +36,11 @@
 #include <time.h>
 #include <sys/eventfd.h>
 #include <sys/reboot.h>
-#include <sys/syscall.h>
-#include <linux/kexec.h>
 #include <linux/reboot.h>
 #include <libliveupdate.h>
 #include "edu.h"
 #include "igb.h"
+#include "kexec.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
 #define DEVICE_ADDR		0x000100	/* domain << 16 | bus << 8 | devfn */
@@ -95,20 +94,6 @@ static int test_file(int pci)
 	    (pci && ioctl(fd, SET_PCI_DEVICE, DEVICE_ADDR)))
 		fail_exit("set up %s", TEST_DEVICE);
 	return fd;
-}
-
-/* Loads @kernel for a kexec. */
-static void load_kexec(const char *kernel)
-{
-	int fd = open(kernel, O_RDONLY);
-
-	if (fd < 0)
-		fail_exit("open %s", kernel);
-	if (syscall(SYS_kexec_file_load, fd, -1, 1UL, "",
-		    (unsigned long)KEXEC_FILE_NO_INITRAMFS))
-		fail_exit("kexec_file_load %s", kernel);
-	close(fd);
-	sync();
 }
 
 /* Loads @kernel for a kexec and starts it: the return value of reboot(). */

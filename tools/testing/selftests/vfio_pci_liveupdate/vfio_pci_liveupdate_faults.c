@@ -48,10 +48,9 @@
 #include <stdbool.h>
 #include <sys/eventfd.h>
 #include <sys/reboot.h>
-#include <sys/syscall.h>
-#include <linux/kexec.h>
 #include <linux/reboot.h>
 #include "igb.h"
+#include "kexec.h"
 #include "leaks.h"
 
 #define DEVICES			11
@@ -214,20 +213,6 @@ static bool left_as_before(int fd, int efd, const unsigned char *before)
 	       config_rw(fd, 1, &irq_line, 1, PCI_INTERRUPT_LINE) == 0 &&
 	       set_irqs(fd, MSIX, VFIO_IRQ_SET_ACTION_TRIGGER, efd) == 0 &&
 	       igb_msix_arrives(fd, efd);
-}
-
-/* Loads @kernel for a kexec. */
-static void load_kexec(const char *kernel)
-{
-	int fd = open(kernel, O_RDONLY);
-
-	if (fd < 0)
-		fail_exit("open %s", kernel);
-	if (syscall(SYS_kexec_file_load, fd, -1, 1UL, "",
-		    (unsigned long)KEXEC_FILE_NO_INITRAMFS))
-		fail_exit("kexec_file_load %s", kernel);
-	close(fd);
-	sync();
 }
 
 /*
