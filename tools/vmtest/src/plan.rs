@@ -2,14 +2,16 @@
 //! The plan the host hands to the guest's init inside the initramfs.
 //!
 //! One entry per stage (boot): the kernel command line to kexec into that
-//! stage, and the programs to run once it is up. Stage 1 is booted by QEMU;
-//! every later stage is reached by a kexec Live Update from the one before.
+//! stage, the kernel to kexec into when it is not the one QEMU booted, and
+//! the programs to run once it is up. Stage 1 is booted by QEMU; every later
+//! stage is reached by a kexec Live Update from the one before.
 //!
 //! The text form is line based so the guest needs no parser library:
 //!
 //! ```text
 //! stage
 //! cmdline console=ttyS0 lu.stage=2 ...
+//! kernel next
 //! run 60<TAB>luo_kexec_simple<TAB>-s<TAB>2
 //! ```
 
@@ -21,6 +23,27 @@ pub const PATH: &str = "/lu/plan";
 /// Where the kernel modules the guest loads at every boot are.
 pub const MODULES: &str = "/lu/modules";
 
+/// The image of the kernel QEMU boots.
+pub const KERNEL: &str = "/lu/bzImage";
+
+/// Where the image of kernel `name` is: [`KERNEL`] for the one QEMU boots (`None`).
+pub fn kernel_image(name: Option<&str>) -> String {
+    name.map_or_else(|| KERNEL.into(), |n| format!("/lu/kernels/{n}/bzImage"))
+}
+
+/// Where the modules of kernel `name` are: [`MODULES`] for the one QEMU boots (`None`).
+pub fn kernel_modules(name: Option<&str>) -> String {
+    name.map_or_else(|| MODULES.into(), |n| format!("/lu/kernels/{n}/modules"))
+}
+
+/// Whether `name` can name a kernel: lower-case letters, digits and dashes.
+pub fn is_kernel_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub stages: Vec<Stage>,
@@ -30,6 +53,8 @@ pub struct Plan {
 pub struct Stage {
     /// Full kernel command line of this stage's boot.
     pub cmdline: String,
+    /// The kernel this stage runs, when not the one QEMU boots.
+    pub kernel: Option<String>,
     pub runs: Vec<Run>,
 }
 
@@ -57,6 +82,12 @@ impl Plan {
                 return Err("a kernel command line contains a newline".into());
             }
             let _ = writeln!(out, "stage\ncmdline {}", stage.cmdline);
+            if let Some(kernel) = &stage.kernel {
+                if !is_kernel_name(kernel) {
+                    return Err(format!("{kernel:?} cannot name a kernel"));
+                }
+                let _ = writeln!(out, "kernel {kernel}");
+            }
             for run in &stage.runs {
                 if run.argv.is_empty() {
                     return Err("a run has no program".into());
@@ -77,6 +108,7 @@ impl Plan {
             if line == "stage" {
                 stages.push(Stage {
                     cmdline: String::new(),
+                    kernel: None,
                     runs: Vec::new(),
                 });
                 continue;
@@ -86,6 +118,11 @@ impl Plan {
                 .ok_or_else(|| bad("entry before any stage"))?;
             if let Some(cmdline) = line.strip_prefix("cmdline ") {
                 stage.cmdline = cmdline.to_string();
+            } else if let Some(kernel) = line.strip_prefix("kernel ") {
+                if !is_kernel_name(kernel) {
+                    return Err(bad("bad kernel name"));
+                }
+                stage.kernel = Some(kernel.to_string());
             } else if let Some(rest) = line.strip_prefix("run ") {
                 let mut fields = rest.split('\t');
                 let timeout_secs = fields
@@ -121,14 +158,17 @@ mod tests {
             stages: vec![
                 Stage {
                     cmdline: "console=ttyS0 lu.stage=1".into(),
+                    kernel: None,
                     runs: vec![run(&["a", "-s", "1"])],
                 },
                 Stage {
                     cmdline: "console=ttyS0 lu.stage=2".into(),
+                    kernel: Some("next".into()),
                     runs: vec![run(&["b", "x y"])],
                 },
                 Stage {
                     cmdline: "lu.stage=3".into(),
+                    kernel: None,
                     runs: vec![],
                 },
             ],
@@ -149,6 +189,17 @@ mod tests {
         let mut plan = sample();
         plan.stages[1].cmdline.push('\n');
         assert!(plan.encode().is_err());
+        let mut plan = sample();
+        plan.stages[1].kernel = Some("../x".into());
+        assert!(plan.encode().is_err());
+    }
+
+    #[test]
+    fn kernels_have_their_own_image_and_modules() {
+        assert_eq!(kernel_image(None), KERNEL);
+        assert_eq!(kernel_image(Some("next")), "/lu/kernels/next/bzImage");
+        assert_eq!(kernel_modules(None), MODULES);
+        assert_eq!(kernel_modules(Some("next")), "/lu/kernels/next/modules");
     }
 
     #[test]
@@ -159,6 +210,8 @@ mod tests {
             "stage\nrun x\tprog",
             "stage\nrun 5",
             "stage\nbogus",
+            "stage\nkernel ",
+            "stage\nkernel a/b",
         ] {
             assert!(Plan::decode(text).is_err(), "{text:?}");
         }

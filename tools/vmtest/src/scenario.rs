@@ -125,6 +125,10 @@ pub struct StageSpec {
     /// differently from the one before.
     #[serde(default)]
     pub cmdline: Vec<String>,
+    /// The kernel the kexec into this stage boots, by name (the runner's `--kernel-named`),
+    /// instead of the one QEMU booted; not for stage 1.
+    #[serde(default)]
+    pub kernel: Option<String>,
 }
 
 fn default_boot_timeout() -> u64 {
@@ -166,6 +170,12 @@ impl Scenario {
                 n + 1
             ));
         }
+        if s.stages[0].kernel.is_some() {
+            return Err("stage 1 runs the kernel QEMU boots: no kernel for it".into());
+        }
+        if let Some(bad) = s.kernels().into_iter().find(|k| !plan::is_kernel_name(k)) {
+            return Err(format!("{bad:?} cannot name a kernel"));
+        }
         if let Some(bad) = s
             .cmdline
             .iter()
@@ -198,6 +208,7 @@ impl Scenario {
             stages: (1..=self.stages.len())
                 .map(|n| plan::Stage {
                     cmdline: self.cmdline(n),
+                    kernel: self.stages[n - 1].kernel.clone(),
                     runs: self.stages[n - 1]
                         .run
                         .iter()
@@ -209,6 +220,17 @@ impl Scenario {
                 })
                 .collect(),
         }
+    }
+
+    /// The named kernels the stages boot, each once.
+    pub fn kernels(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for name in self.stages.iter().filter_map(|s| s.kernel.as_deref()) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
     }
 
     /// Every program the guest runs, each once.
@@ -239,6 +261,7 @@ mod tests {
         [[stage]]
         run = [["t", "-s", "2"]]
         cmdline = ["pci=assign-busses"]
+        kernel = "next"
     "#;
 
     #[test]
@@ -253,6 +276,9 @@ mod tests {
             .contains("lu.stage=2 pci=assign-busses kunit.enable=0"));
         assert!(!plan.stages[0].cmdline.contains("assign-busses"));
         assert_eq!(plan.stages[1].runs[0].argv, ["t", "-s", "2"]);
+        assert_eq!(plan.stages[0].kernel, None);
+        assert_eq!(plan.stages[1].kernel.as_deref(), Some("next"));
+        assert_eq!(s.kernels(), ["next"]);
         assert_eq!(s.programs(), ["t", "u"]);
     }
 
@@ -296,6 +322,8 @@ mod tests {
             "[[stage]]",
             "description = \"d\"\ndevices = [{ model = \"edu\", port = 1 }]\n[[stage]]",
             "description = \"d\"\n[[stage]]\ncmdline = [\"kunit.enable=1\"]",
+            "description = \"d\"\n[[stage]]\nkernel = \"next\"",
+            "description = \"d\"\n[[stage]]\n[[stage]]\nkernel = \"../x\"",
         ] {
             assert!(Scenario::parse(text).is_err(), "{text}");
         }

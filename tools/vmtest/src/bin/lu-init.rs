@@ -20,8 +20,6 @@ use lu_vmtest::cpio;
 use lu_vmtest::plan::{self, Plan, Run};
 use lu_vmtest::protocol::{Event, RunStatus, PORT};
 
-/// The kernel image the guest kexecs into (the one it runs).
-const KERNEL: &str = "/lu/bzImage";
 const PATH: &str = "/lu/bin:/bin";
 
 fn main() {
@@ -37,23 +35,33 @@ fn main() {
     if !shell_mode {
         open_event_port();
     }
-    if let Err(msg) = load_modules(&cmdline) {
+    let plan = read_plan();
+    let n: usize = param(&cmdline, "lu.stage")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    // This stage's kernel: its modules are the ones that load.
+    let kernel = plan
+        .as_ref()
+        .ok()
+        .and_then(|p| p.stages.get(n - 1))
+        .and_then(|s| s.kernel.as_deref());
+    if let Err(msg) = load_modules(&cmdline, &plan::kernel_modules(kernel)) {
         report(Event::Error(msg));
     }
     if shell_mode {
         shell();
-    } else if let Err(msg) = run_plan(&cmdline) {
+    } else if let Err(msg) = plan.and_then(|plan| run_plan(&plan, n)) {
         report(Event::Error(msg));
     }
     power_off();
 }
 
-fn run_plan(cmdline: &str) -> Result<(), String> {
+fn read_plan() -> Result<Plan, String> {
     let text = fs::read_to_string(plan::PATH).map_err(|e| format!("{}: {e}", plan::PATH))?;
-    let plan = Plan::decode(&text)?;
-    let n: usize = param(cmdline, "lu.stage")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    Plan::decode(&text)
+}
+
+fn run_plan(plan: &Plan, n: usize) -> Result<(), String> {
     let stage = plan
         .stages
         .get(n - 1)
@@ -72,7 +80,7 @@ fn run_plan(cmdline: &str) -> Result<(), String> {
         report(Event::Exit { index, status });
     }
     match plan.stages.get(n) {
-        Some(next) => kexec(n + 1, &next.cmdline),
+        Some(next) => kexec(n + 1, next),
         None => {
             report(Event::Done);
             Ok(())
@@ -114,10 +122,11 @@ fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// Loads every module of the initramfs, in name order, with the parameters
-/// the kernel command line gives it (`vfio_pci.ids=...`), as modprobe would.
-fn load_modules(cmdline: &str) -> Result<(), String> {
-    let Ok(dir) = fs::read_dir(plan::MODULES) else {
+/// Loads every module in `dir` of the initramfs, in name order, with the
+/// parameters the kernel command line gives it (`vfio_pci.ids=...`), as
+/// modprobe would.
+fn load_modules(cmdline: &str, dir: &str) -> Result<(), String> {
+    let Ok(dir) = fs::read_dir(dir) else {
         return Ok(());
     };
     let mut modules: Vec<_> = dir.flatten().map(|e| e.path()).collect();
@@ -282,14 +291,16 @@ fn pack_dir<W: Write>(w: &mut cpio::Writer<W>, dir: &Path, root_dev: u64) -> io:
     Ok(())
 }
 
-/// Loads the kernel for stage `to` and kexecs into it. The kexec is reported once the kernel
-/// is loaded, right before the reboot, so the host times the Live Update itself.
-fn kexec(to: usize, cmdline: &str) -> Result<(), String> {
+/// Loads the kernel of stage `to` (`stage`) and kexecs into it. The kexec is reported once
+/// the kernel is loaded, right before the reboot, so the host times the Live Update itself.
+fn kexec(to: usize, stage: &plan::Stage) -> Result<(), String> {
     const INITRD: &str = "/tmp/lu-initrd.cpio";
     pack_rootfs(INITRD).map_err(|e| format!("packing the initramfs: {e}"))?;
-    let kernel = File::open(KERNEL).map_err(|e| format!("{KERNEL}: {e}"))?;
+    let image = plan::kernel_image(stage.kernel.as_deref());
+    let kernel = File::open(&image).map_err(|e| format!("{image}: {e}"))?;
     let initrd = File::open(INITRD).map_err(|e| format!("{INITRD}: {e}"))?;
-    let cmdline = CString::new(cmdline).map_err(|_| "NUL in the command line".to_string())?;
+    let cmdline =
+        CString::new(stage.cmdline.as_str()).map_err(|_| "NUL in the command line".to_string())?;
     let len = cmdline.as_bytes_with_nul().len();
     // SAFETY: both descriptors are open for the duration of the call and
     // `cmdline` is a NUL-terminated buffer of `len` bytes.

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! lu-runner test  --kernel bzImage --bin-dir DIR... [--module KO...] [--out DIR] SCENARIO.toml...
+//!                 [--kernel-named NAME=bzImage [--module-named NAME=KO...]]...
 //! lu-runner shell --kernel bzImage [--bin-dir DIR...] [--module KO...] [--device MODEL...]
 //! ```
 
@@ -24,10 +25,14 @@ use lu_vmtest::traffic::Source;
 
 const USAGE: &str = "usage:
   lu-runner test  --kernel BZIMAGE [--bin-dir DIR]... [--module KO]... [--out DIR] SCENARIO.toml...
+                  [--kernel-named NAME=BZIMAGE [--module-named NAME=KO]...]...
   lu-runner shell --kernel BZIMAGE [--bin-dir DIR]... [--module KO]... [--device MODEL]...
 options:
   --module KO     kernel module the guest loads at every boot, with the
                   parameters the kernel command line gives it (NAME.PARAM=V)
+  --kernel-named NAME=BZIMAGE, --module-named NAME=KO
+                  another kernel, and its modules, that stages with
+                  kernel = \"NAME\" kexec into
   --messages DIR  Rust sources whose warnings and errors fail a scenario
                   that does not expect them (expected_messages)
   --init PATH     guest init (default: lu-init next to lu-runner)
@@ -41,11 +46,26 @@ struct Options {
     qemu: String,
     bin_dirs: Vec<PathBuf>,
     modules: Vec<PathBuf>,
+    /// Other kernels stages may kexec into, by name: image and modules (`--kernel-named`,
+    /// `--module-named`).
+    named: Vec<(String, PathBuf, Vec<PathBuf>)>,
     out: PathBuf,
     devices: Vec<String>,
     scenarios: Vec<PathBuf>,
     /// The project's own warnings and errors (`--messages`).
     messages: Vec<String>,
+}
+
+/// The `NAME=PATH` of `--kernel-named` and `--module-named`.
+fn named_value(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, path)) if lu_vmtest::plan::is_kernel_name(name) && !path.is_empty() => {
+            Ok((name.to_string(), path.into()))
+        }
+        _ => Err(format!(
+            "{value:?}: NAME=PATH expected, NAME of a-z, 0-9 and -"
+        )),
+    }
 }
 
 fn parse_args(args: &[String]) -> Result<(String, Options), String> {
@@ -61,6 +81,7 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
         qemu: std::env::var("LU_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
         bin_dirs: Vec::new(),
         modules: Vec::new(),
+        named: Vec::new(),
         out: "lu-vmtest-out".into(),
         devices: Vec::new(),
         scenarios: Vec::new(),
@@ -75,6 +96,21 @@ fn parse_args(args: &[String]) -> Result<(String, Options), String> {
             "--qemu" => o.qemu = value()?,
             "--bin-dir" => o.bin_dirs.push(value()?.into()),
             "--module" => o.modules.push(value()?.into()),
+            "--kernel-named" => {
+                let (name, path) = named_value(&value()?)?;
+                if o.named.iter().any(|(n, ..)| *n == name) {
+                    return Err(format!("kernel {name} given twice"));
+                }
+                o.named.push((name, path, Vec::new()));
+            }
+            "--module-named" => {
+                let (name, path) = named_value(&value()?)?;
+                let kernel = o.named.iter_mut().find(|(n, ..)| *n == name);
+                let (.., modules) = kernel.ok_or(format!(
+                    "--module-named {name}: no --kernel-named {name} before"
+                ))?;
+                modules.push(path);
+            }
             "--out" => o.out = value()?.into(),
             "--device" => o.devices.push(value()?),
             "--messages" => o
@@ -432,12 +468,37 @@ fn write_initramfs(
     ] {
         w.dir(dir, 0o755).map_err(io_err)?;
     }
-    for module in &opts.modules {
-        let name = module
-            .file_name()
-            .ok_or(format!("{}: not a module file", module.display()))?;
-        let dest = format!("{}/{}", plan::MODULES, name.to_string_lossy());
-        w.file(&dest, 0o644, &read(module)?).map_err(io_err)?;
+    let add_modules = |w: &mut cpio::Writer<_>, dir: &str, modules: &[PathBuf]| {
+        for module in modules {
+            let name = module
+                .file_name()
+                .ok_or(format!("{}: not a module file", module.display()))?;
+            let dest = format!("{dir}/{}", name.to_string_lossy());
+            w.file(&dest, 0o644, &read(module)?).map_err(io_err)?;
+        }
+        Ok::<(), String>(())
+    };
+    add_modules(&mut w, plan::MODULES, &opts.modules)?;
+    // The other kernels the stages boot, with their own modules.
+    let kernels: std::collections::BTreeSet<&str> = plan
+        .stages
+        .iter()
+        .filter_map(|s| s.kernel.as_deref())
+        .collect();
+    if !kernels.is_empty() {
+        w.dir("/lu/kernels", 0o755).map_err(io_err)?;
+    }
+    for name in kernels {
+        let (_, image, modules) = opts.named.iter().find(|(n, ..)| n == name).ok_or(format!(
+            "the scenario boots kernel {name}: give it with --kernel-named {name}=BZIMAGE"
+        ))?;
+        w.dir(&format!("/lu/kernels/{name}"), 0o755)
+            .map_err(io_err)?;
+        let dir = plan::kernel_modules(Some(name));
+        w.dir(&dir, 0o755).map_err(io_err)?;
+        add_modules(&mut w, &dir, modules)?;
+        w.file(&plan::kernel_image(Some(name)), 0o644, &read(image)?)
+            .map_err(io_err)?;
     }
     w.char_dev("/dev/console", 0o600, 5, 1).map_err(io_err)?;
     w.file("/init", 0o755, &read(&opts.init)?).map_err(io_err)?;
@@ -446,7 +507,7 @@ fn write_initramfs(
     w.file(plan::PATH, 0o644, plan.encode()?.as_bytes())
         .map_err(io_err)?;
     if with_kernel {
-        w.file("/lu/bzImage", 0o644, &read(&opts.kernel)?)
+        w.file(plan::KERNEL, 0o644, &read(&opts.kernel)?)
             .map_err(io_err)?;
     }
     for prog in programs.iter().filter(|p| !p.starts_with('/')) {
