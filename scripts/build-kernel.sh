@@ -7,6 +7,8 @@
 #   LU_CONFIG=test   (default) scripts/configs/test.config on tinyconfig
 #   LU_CONFIG=debug  the same plus scripts/configs/debug.config
 #   LU_CONFIG=off    the same minus this project's options (hooks compile away)
+#   LU_CONFIG=next   the same plus scripts/configs/next.config: the kernel a
+#                    Live Update goes to in the version-skew scenarios
 #
 # The configuration is regenerated only when a fragment changed, and the
 # build directory is kept, so a run with nothing changed does no work.
@@ -18,12 +20,21 @@ case $LU_CONFIG in
 test) FRAGMENTS=("$LU_TOP/scripts/configs/test.config") ;;
 debug) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/debug.config") ;;
 off) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/off.config") ;;
-*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test, debug or off)" ;;
+next) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/next.config") ;;
+*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test, debug, off or next)" ;;
 esac
 
 lu_toolchain_env
 JOBS=${JOBS:-$(nproc)}
 MAKE=(make -s -C "$KERNEL_SRC" O="$KBUILD_DIR" -j"$JOBS")
+# A first build of another configuration starts from the test kernel's
+# objects: only what the configuration changes is rebuilt.
+TEST_KBUILD_DIR=$LU_CACHE/build/test
+if [ ! -d "$KBUILD_DIR" ] && [ "$KBUILD_DIR" != "$TEST_KBUILD_DIR" ] &&
+	[ -f "$TEST_KBUILD_DIR/.config" ]; then
+	lu_step "starting $KBUILD_DIR from a copy of $TEST_KBUILD_DIR"
+	cp -a "$TEST_KBUILD_DIR" "$KBUILD_DIR.tmp" && mv "$KBUILD_DIR.tmp" "$KBUILD_DIR"
+fi
 mkdir -p "$KBUILD_DIR"
 
 # Every CONFIG_X=v and "# CONFIG_X is not set" line of the fragments must

@@ -3,8 +3,10 @@
 #
 # Every test: the host unit tests of the Cargo workspace, then the kernel
 # build and every QEMU scenario (KUnit and kselftests, across kexec), then
-# the debug kernel (scripts/configs/debug.config) and the scenarios written
-# for it (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with
+# the "next" kernel (scripts/configs/next.config) and the scenarios that
+# update between the two (tools/vmtest/scenarios/skew/), then the debug
+# kernel (scripts/configs/debug.config) and the scenarios written for it
+# (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with
 # one "N passed, N failed, N skipped" line for all; ignored host tests
 # count as skipped.
 set -uo pipefail
@@ -25,6 +27,11 @@ host_rc=${PIPESTATUS[0]}
 lu_step "kernel tests under QEMU"
 "$LU_TOP/scripts/vmtest.sh" test 2>&1 | tee -a "$log"
 vm_rc=${PIPESTATUS[0]}
+
+LU_CONFIG=next "$LU_TOP/scripts/build-kernel.sh" || exit 1
+lu_step "kernel tests under QEMU, updates between the test kernel and next"
+"$LU_TOP/scripts/vmtest.sh" test "$LU_TOP"/tools/vmtest/scenarios/skew/*.toml 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" = 0 ] || vm_rc=1
 
 LU_CONFIG=debug "$LU_TOP/scripts/build-kernel.sh" || exit 1
 lu_step "kernel tests under QEMU, debug kernel"

@@ -33,6 +33,15 @@ done
 while read -r ko; do
 	bin_dirs+=(--module "$ko")
 done < <(find "$KBUILD_DIR" -name '*.ko' | sort)
+# The "next" kernel (LU_CONFIG=next), with its own modules, for the stages
+# of the version-skew scenarios that kexec into it.
+NEXT_KBUILD_DIR=$LU_CACHE/build/next
+if [ -f "$NEXT_KBUILD_DIR/arch/x86/boot/bzImage" ]; then
+	bin_dirs+=(--kernel-named "next=$NEXT_KBUILD_DIR/arch/x86/boot/bzImage")
+	while read -r ko; do
+		bin_dirs+=(--module-named "next=$ko")
+	done < <(find "$NEXT_KBUILD_DIR" -name '*.ko' | sort)
+fi
 
 cmd=${1:-test}
 shift || true
