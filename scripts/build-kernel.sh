@@ -9,6 +9,8 @@
 #   LU_CONFIG=off    the same minus this project's options (hooks compile away)
 #   LU_CONFIG=next   the same plus scripts/configs/next.config: the kernel a
 #                    Live Update goes to in the version-skew scenarios
+#   LU_CONFIG=next-vfio-version, next-pci-version
+#                    next with the vfio-pci, or the PCI, record one version on
 #
 # The configuration is regenerated only when a fragment changed, and the
 # build directory is kept, so a run with nothing changed does no work.
@@ -21,7 +23,10 @@ test) FRAGMENTS=("$LU_TOP/scripts/configs/test.config") ;;
 debug) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/debug.config") ;;
 off) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/off.config") ;;
 next) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/next.config") ;;
-*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test, debug, off or next)" ;;
+next-vfio-version | next-pci-version)
+	FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/next.config"
+		"$LU_TOP/scripts/configs/$LU_CONFIG.config") ;;
+*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test, debug, off, next, next-vfio-version or next-pci-version)" ;;
 esac
 
 lu_toolchain_env

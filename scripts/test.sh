@@ -3,8 +3,9 @@
 #
 # Every test: the host unit tests of the Cargo workspace, then the kernel
 # build and every QEMU scenario (KUnit and kselftests, across kexec), then
-# the "next" kernel (scripts/configs/next.config) and the scenarios that
-# update between the two (tools/vmtest/scenarios/skew/), then the debug
+# the "next" kernels (scripts/configs/next*.config) and the scenarios that
+# update between them and the test kernel (tools/vmtest/scenarios/skew/),
+# then the debug
 # kernel (scripts/configs/debug.config) and the scenarios written for it
 # (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with
 # one "N passed, N failed, N skipped" line for all; ignored host tests
@@ -28,8 +29,10 @@ lu_step "kernel tests under QEMU"
 "$LU_TOP/scripts/vmtest.sh" test 2>&1 | tee -a "$log"
 vm_rc=${PIPESTATUS[0]}
 
-LU_CONFIG=next "$LU_TOP/scripts/build-kernel.sh" || exit 1
-lu_step "kernel tests under QEMU, updates between the test kernel and next"
+for config in next next-vfio-version next-pci-version; do
+	LU_CONFIG=$config "$LU_TOP/scripts/build-kernel.sh" || exit 1
+done
+lu_step "kernel tests under QEMU, updates between the test kernel and the next ones"
 "$LU_TOP/scripts/vmtest.sh" test "$LU_TOP"/tools/vmtest/scenarios/skew/*.toml 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" = 0 ] || vm_rc=1
 

@@ -33,15 +33,17 @@ done
 while read -r ko; do
 	bin_dirs+=(--module "$ko")
 done < <(find "$KBUILD_DIR" -name '*.ko' | sort)
-# The "next" kernel (LU_CONFIG=next), with its own modules, for the stages
-# of the version-skew scenarios that kexec into it.
-NEXT_KBUILD_DIR=$LU_CACHE/build/next
-if [ -f "$NEXT_KBUILD_DIR/arch/x86/boot/bzImage" ]; then
-	bin_dirs+=(--kernel-named "next=$NEXT_KBUILD_DIR/arch/x86/boot/bzImage")
+# The "next" kernels built (LU_CONFIG=next, next-*), by the name of their
+# configuration, each with its own modules, for the stages of the
+# version-skew scenarios that kexec into them.
+for dir in "$LU_CACHE"/build/next*/; do
+	name=$(basename "$dir")
+	[ -f "$dir/arch/x86/boot/bzImage" ] || continue
+	bin_dirs+=(--kernel-named "$name=$dir/arch/x86/boot/bzImage")
 	while read -r ko; do
-		bin_dirs+=(--module-named "next=$ko")
-	done < <(find "$NEXT_KBUILD_DIR" -name '*.ko' | sort)
-fi
+		bin_dirs+=(--module-named "$name=$ko")
+	done < <(find "$dir" -name '*.ko' | sort)
+done
 
 cmd=${1:-test}
 shift || true

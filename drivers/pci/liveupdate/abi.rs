@@ -13,7 +13,12 @@
 pub const COMPATIBLE: &core::ffi::CStr = c"pci";
 
 /// The ABI version; any change to the layout below bumps it.
+#[cfg(not(CONFIG_PCI_LIVEUPDATE_NEXT_VERSION_TEST))]
 pub const VERSION: u32 = 2;
+/// The next ABI version, which a test-only kernel writes and reads to test updates between
+/// kernels of different versions.
+#[cfg(CONFIG_PCI_LIVEUPDATE_NEXT_VERSION_TEST)]
+pub const VERSION: u32 = 3;
 
 /// Size of the header (`struct pci_ser`).
 pub const HEADER_SIZE: usize = 16;

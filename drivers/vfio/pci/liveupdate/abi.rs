@@ -12,7 +12,12 @@
 pub const COMPATIBLE: &core::ffi::CStr = c"vfio-pci-state-v1";
 
 /// The ABI version; any change to the layout bumps it.
+#[cfg(not(CONFIG_VFIO_PCI_LIVEUPDATE_NEXT_VERSION_TEST))]
 pub const VERSION: u32 = 1;
+/// The next ABI version, which a test-only kernel writes and reads to test updates between
+/// kernels of different versions.
+#[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_NEXT_VERSION_TEST)]
+pub const VERSION: u32 = 2;
 
 /// Size of the header (`struct vfio_pci_lu_ser`).
 pub const HEADER_SIZE: usize = 28;
