@@ -399,6 +399,17 @@ fn igb_state(device: &VfioDevice, pci: &str, want_rlpml: u32, want_master: bool)
     Ok(())
 }
 
+/// An igb bound to a new IOAS, with its DMA buffer.
+type UsableIgb = ((Iommufd, Ioas, DmaBuffer), VfioDevice);
+
+/// Gets an igb's file with `open`, binds it and attaches an IOAS: the device, and how long
+/// that took from the first call.
+fn igb_usable(open: impl FnOnce() -> Result<VfioDevice>) -> (Result<UsableIgb>, Duration) {
+    let started = Instant::now();
+    let device = open().and_then(|d| Ok((bind(&d)?, d)));
+    (device, started.elapsed())
+}
+
 fn restore() -> ExitCode {
     let mut tap = Tap::new(10);
     let cdev_busy = VfioDevice::open(DEVICE).err().and_then(|e| e.errno()) == Some(libc::EBUSY);
@@ -490,52 +501,40 @@ fn restore() -> ExitCode {
     );
 
     // Side by side: the igb kept, and the control, set up the same way but not kept.
-    let started = Instant::now();
-    let kept = session
-        .retrieve(IGB_TOKEN)
-        .map_err(err)
-        .map(VfioDevice::from_fd)
-        .and_then(|d| Ok((bind(&d)?, d)));
-    let kept_time = started.elapsed();
+    let (kept, kept_time) = igb_usable(|| {
+        session
+            .retrieve(IGB_TOKEN)
+            .map_err(err)
+            .map(VfioDevice::from_fd)
+    });
     mark("VMM: kept igb retrieved, bound, IOAS attached");
-    tap.check(
-        &format!("the kept igb {KEPT_IGB}: retrieve its file, bind it, attach an IOAS"),
-        kept.as_ref().map(|_| ()).map_err(Clone::clone),
-    );
-    let started = Instant::now();
-    let control = VfioDevice::open(CONTROL_IGB)
-        .map_err(err)
-        .and_then(|d| Ok((bind(&d)?, d)));
-    let control_time = started.elapsed();
+    let (control, control_time) = igb_usable(|| VfioDevice::open(CONTROL_IGB).map_err(err));
     mark("VMM: control igb opened (reset), bound, IOAS attached");
-    tap.check(
-        &format!("the control igb {CONTROL_IGB}: open its cdev, bind it, attach an IOAS"),
-        control.as_ref().map(|_| ()).map_err(Clone::clone),
-    );
-    let kept_state = kept
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|(_, d)| igb_state(d, KEPT_IGB, igb::RLPML_SET, true));
-    tap.check(
-        &format!(
-            "the kept igb kept its state: RLPML {:#x}, bus mastering on",
-            igb::RLPML_SET
-        ),
-        kept_state,
-    );
-    let control_state = control
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|(_, d)| igb_state(d, CONTROL_IGB, igb::RLPML_RESET, false));
-    tap.check(
-        &format!(
-            "the control igb was reset: RLPML back to {:#x}, bus mastering off",
-            igb::RLPML_RESET
-        ),
-        control_state,
-    );
-    let shown = |device: &Result<((Iommufd, Ioas, DmaBuffer), VfioDevice)>, pci: &str| match device
-    {
+    for (what, pci, device) in [
+        ("retrieve its file", KEPT_IGB, &kept),
+        ("open its cdev", CONTROL_IGB, &control),
+    ] {
+        tap.check(
+            &format!("the igb {pci}: {what}, bind it, attach an IOAS"),
+            device.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+    }
+    for (what, pci, device, rlpml, master) in [
+        ("kept its state", KEPT_IGB, &kept, igb::RLPML_SET, true),
+        ("was reset", CONTROL_IGB, &control, igb::RLPML_RESET, false),
+    ] {
+        tap.check(
+            &format!(
+                "the igb {pci} {what}: RLPML {rlpml:#x}, bus mastering {}",
+                if master { "on" } else { "off" }
+            ),
+            device
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|(_, d)| igb_state(d, pci, rlpml, master)),
+        );
+    }
+    let shown = |device: &Result<UsableIgb>, pci: &str| match device {
         Ok((_, d)) => format!(
             "RLPML {}, bus mastering {}",
             rlpml(d).map_or_else(|e| e, |v| format!("{v:#x}")),
