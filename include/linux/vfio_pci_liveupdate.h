@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The calls vfio-pci-core makes into the vfio-pci Live Update file handler
- * (drivers/vfio/pci/liveupdate/), on devices that are open or being opened.
+ * (drivers/vfio/pci/liveupdate/), which is linked into vfio-pci-core: at
+ * module init and exit, and on devices that are open or being opened.
  */
 #ifndef _LINUX_VFIO_PCI_LIVEUPDATE_H
 #define _LINUX_VFIO_PCI_LIVEUPDATE_H
@@ -12,6 +13,12 @@
 struct vfio_pci_core_device;
 
 #ifdef CONFIG_VFIO_PCI_LIVEUPDATE
+/*
+ * Registration of the handler with LUO, from vfio-pci-core's module init and
+ * exit: the handler is part of vfio-pci-core.
+ */
+int vfio_pci_liveupdate_init(void);
+void vfio_pci_liveupdate_exit(void);
 /*
  * True while the device is being opened through a file retrieved from a Live
  * Update session and its preserved state, validated against the device when
@@ -46,6 +53,15 @@ int vfio_pci_liveupdate_write_begin(struct vfio_pci_core_device *vdev,
 void vfio_pci_liveupdate_write_end(struct vfio_pci_core_device *vdev,
 				   unsigned int index);
 #else
+static inline int vfio_pci_liveupdate_init(void)
+{
+	return 0;
+}
+
+static inline void vfio_pci_liveupdate_exit(void)
+{
+}
+
 static inline bool
 vfio_pci_liveupdate_incoming(struct vfio_pci_core_device *vdev)
 {

@@ -3,6 +3,8 @@
 #include <linux/io.h>
 #include <linux/mm.h>
 
+/* Only the PCI core's Live Update support and what builds on it use these. */
+#ifdef CONFIG_PCI_LIVEUPDATE
 __rust_helper phys_addr_t rust_helper_virt_to_phys(void *address)
 {
 	return virt_to_phys(address);
@@ -27,3 +29,4 @@ __rust_helper void rust_helper_folio_put(struct folio *folio)
 {
 	folio_put(folio);
 }
+#endif

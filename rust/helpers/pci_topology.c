@@ -2,6 +2,8 @@
 
 #include <linux/pci.h>
 
+/* Only the PCI core's Live Update support and what builds on it use these. */
+#ifdef CONFIG_PCI_LIVEUPDATE
 __rust_helper int rust_helper_pci_dev_domain_nr(struct pci_dev *dev)
 {
 	return pci_domain_nr(dev->bus);
@@ -21,3 +23,4 @@ __rust_helper struct pci_dev *rust_helper_pci_upstream_bridge(struct pci_dev *de
 {
 	return pci_upstream_bridge(dev);
 }
+#endif

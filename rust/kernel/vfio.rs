@@ -6,7 +6,10 @@
 //! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
 //! [`include/linux/vfio_pci_core.h`](srctree/include/linux/vfio_pci_core.h).
 //!
-//! Only for a built-in VFIO: the kernel crate cannot call into modules.
+//! The handler is part of vfio-pci-core, which distributions build as a module, and so is the
+//! VFIO core. The kernel crate is always built in and cannot call into a module: the functions
+//! here that call the VFIO core are `#[inline]`, so they are only ever code-generated in the
+//! handler, never in the kernel image.
 
 use crate::{
     bindings,
@@ -53,6 +56,7 @@ impl PciCoreDevice {
 
     /// The device of `file`, when `file` is a vfio-pci-core device file opened through the
     /// vfio device cdev and bound to iommufd; `None` for any other file.
+    #[inline]
     pub fn from_bound_cdev_file(file: &File) -> Option<&Self> {
         // SAFETY: `file.as_ptr()` is a valid file for the duration of the call.
         let device = unsafe { bindings::vfio_file_cdev_device(file.as_ptr()) };
@@ -233,6 +237,7 @@ impl PciCoreDevice {
 /// Opens the vfio device registered for `dev` as its cdev would: the file works once bound
 /// to iommufd. Unlike an open of the cdev, this works while `dev` is incoming from a Live
 /// Update. `ENODEV` when no vfio device with a cdev is registered for `dev`.
+#[inline]
 pub fn open_device_file(dev: &pci::Device) -> Result<ARef<File>> {
     let dev: &crate::device::Device = dev.as_ref();
     // SAFETY: `dev.as_raw()` is a valid device for the duration of the call.

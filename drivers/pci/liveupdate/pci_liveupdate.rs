@@ -725,10 +725,14 @@ mod tests {
     use abi::Entry;
     use kernel::{bindings, sync::aref::ARef};
 
-    /// A device of the test machine (tools/vmtest): root port 00:01.0, and two functions of
-    /// one device behind it, 01:00.0 and 01:00.1.
-    fn dev(bus: u8, slot: u8, function: u8) -> Result<ARef<pci::Device>> {
-        pci::Device::get(0, bus, slot << 3 | function).ok_or(ENODEV)
+    /// The devices of the test machine (tools/vmtest): root port 00:01.0, and two functions of
+    /// one device behind it, 01:00.0 and 01:00.1. Elsewhere `None`, the test marked skipped.
+    fn machine() -> Option<[ARef<pci::Device>; 3]> {
+        Some([
+            pci::kunit_machine_device(0, 0)?,
+            pci::kunit_machine_device(1, 0)?,
+            pci::kunit_machine_device(1, 1)?,
+        ])
     }
 
     /// What the next kernel would read: the header, and the entries it points to.
@@ -744,7 +748,9 @@ mod tests {
 
     #[test]
     fn bridges_count_the_devices_preserved_below() -> Result {
-        let (port, f0, f1) = (dev(0, 1, 0)?, dev(1, 0, 0)?, dev(1, 0, 1)?);
+        let Some([port, f0, f1]) = machine() else {
+            return Ok(());
+        };
         let mut record = OutgoingRecord::new()?;
         record.preserve(&path_of(&f0)?)?;
         assert_eq!(record.table.refcount(id_of(&port)), Some(1));
@@ -774,7 +780,9 @@ mod tests {
 
     #[test]
     fn refused_changes_are_reported_and_change_nothing() -> Result {
-        let (f0, f1) = (dev(1, 0, 0)?, dev(1, 0, 1)?);
+        let Some([_, f0, f1]) = machine() else {
+            return Ok(());
+        };
         let mut record = OutgoingRecord::new()?;
         record.preserve(&path_of(&f0)?)?;
         assert_eq!(record.preserve(&path_of(&f0)?), Err(EBUSY));
@@ -790,7 +798,9 @@ mod tests {
 
     #[test]
     fn interrupts_are_masked_at_the_device_then_as_before() -> Result {
-        let f0 = dev(1, 0, 0)?;
+        let Some([_, f0, _]) = machine() else {
+            return Ok(());
+        };
         let intx_disable = bindings::PCI_COMMAND_INTX_DISABLE as u16;
         let before = f0.command();
         f0.config_write16(bindings::PCI_COMMAND as u16, before & !intx_disable)?;
@@ -806,7 +816,9 @@ mod tests {
 
     #[test]
     fn paths_run_from_the_root_port_down() -> Result {
-        let f1 = dev(1, 0, 1)?;
+        let Some([_, _, f1]) = machine() else {
+            return Ok(());
+        };
         let path = path_of(&f1)?;
         assert_eq!(path.len(), 2);
         assert_eq!((path[0].bdf, path[1].bdf), (0x0008, 0x0101));
@@ -815,7 +827,9 @@ mod tests {
 
     #[test]
     fn corrupted_records_are_rejected() -> Result {
-        let (f0, f1) = (dev(1, 0, 0)?, dev(1, 0, 1)?);
+        let Some([_, f0, f1]) = machine() else {
+            return Ok(());
+        };
         let mut record = OutgoingRecord::new()?;
         record.preserve(&path_of(&f0)?)?;
         record.preserve(&path_of(&f1)?)?;

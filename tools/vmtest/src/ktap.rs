@@ -76,7 +76,17 @@ impl Parser {
             self.plans.resize(depth + 2, None);
         }
         if let Some(planned) = parse_plan(text) {
-            self.plans[depth] = Some(Plan { planned, seen: 0 });
+            // A module's KUnit suites come with a KTAP header of their own
+            // once the boot's are done: the plan before it is closed.
+            let previous = self.plans[depth].replace(Plan { planned, seen: 0 });
+            self.results.extend(previous.and_then(Plan::check));
+            return;
+        }
+        // KUnit prints a module's plan before it checks kunit.enable.
+        if text == "kunit: disabled" {
+            if let Some(Plan { seen: 0, .. }) = self.plans[0] {
+                self.plans[0] = None;
+            }
             return;
         }
         let Some(result) = parse_result(text) else {
@@ -245,6 +255,29 @@ mod tests {
         );
         let got = parse("ok 1 a\nBail out! no /dev/liveupdate\n");
         assert_eq!(got[1], ("bail out".into(), Outcome::Fail));
+    }
+
+    #[test]
+    fn a_module_plan_counts_on_its_own_and_is_void_when_kunit_is_disabled() {
+        let run = |lines: &[&str]| {
+            let mut p = Parser::new();
+            lines.iter().for_each(|l| p.line(l));
+            p.finish()
+        };
+        let fails = |results: &[TestResult]| {
+            results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Fail)
+                .map(|r| format!("{}: {}", r.name, r.detail))
+                .collect::<Vec<_>>()
+        };
+        let disabled = run(&["KTAP version 1", "1..1", "kunit: disabled"]);
+        assert!(disabled.is_empty());
+        let boot_short = run(&["1..2", "ok 1 a", "KTAP version 1", "1..1", "ok 1 m"]);
+        assert_eq!(fails(&boot_short), ["plan: planned 2 tests, 1 reported"]);
+        let both = run(&["1..1", "ok 1 a", "1..1", "ok 1 m"]);
+        assert_eq!(both.len(), 2);
+        assert!(fails(&both).is_empty());
     }
 
     #[test]

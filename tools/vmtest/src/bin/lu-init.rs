@@ -122,40 +122,82 @@ fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// Loads every module in `dir` of the initramfs, in name order, with the
-/// parameters the kernel command line gives it (`vfio_pci.ids=...`), as
-/// modprobe would.
+/// Loads every module in `dir` of the initramfs, with the parameters the
+/// kernel command line gives it (`vfio_pci.ids=...`), as modprobe would:
+/// each after the modules its `.modinfo` says it depends on (vfio-pci after
+/// vfio-pci-core, after vfio), otherwise in name order.
 fn load_modules(cmdline: &str, dir: &str) -> Result<(), String> {
     let Ok(dir) = fs::read_dir(dir) else {
         return Ok(());
     };
-    let mut modules: Vec<_> = dir.flatten().map(|e| e.path()).collect();
-    modules.sort();
-    for path in modules {
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        let prefix = format!("{}.", stem.replace('-', "_"));
-        let params: Vec<&str> = cmdline
-            .split_whitespace()
-            .filter_map(|w| w.strip_prefix(&prefix))
-            .collect();
-        let params = CString::new(params.join(" ")).map_err(|e| e.to_string())?;
-        let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // SAFETY: the descriptor is open for the duration of the call and
-        // `params` is a NUL-terminated string.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_finit_module,
-                file.as_raw_fd(),
-                params.as_ptr(),
-                0usize,
-            )
+    let mut paths: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    let mut pending = Vec::new();
+    for path in paths {
+        let image = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        pending.push((module_name(&path), module_depends(&image), path));
+    }
+    while !pending.is_empty() {
+        let waits = |deps: &Vec<String>| {
+            deps.iter()
+                .any(|d| pending.iter().any(|(name, ..)| name == d))
         };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            return Err(format!("loading {}: {e}", path.display()));
-        }
+        let Some(next) = pending.iter().position(|(_, deps, _)| !waits(deps)) else {
+            return Err(format!(
+                "modules depend on each other: {}",
+                pending[0].2.display()
+            ));
+        };
+        let (_, _, path) = pending.remove(next);
+        load_module(cmdline, &path).map_err(|e| format!("loading {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// A module's name as modinfo and the kernel write it: `-` is `_`.
+fn module_name(path: &Path) -> String {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    stem.replace('-', "_")
+}
+
+/// The modules the `depends=` entry of a module image's `.modinfo` names.
+fn module_depends(image: &[u8]) -> Vec<String> {
+    const KEY: &[u8] = b"\0depends=";
+    let Some(at) = image.windows(KEY.len()).position(|w| w == KEY) else {
+        return Vec::new();
+    };
+    let value = &image[at + KEY.len()..];
+    let value = &value[..value.iter().position(|&b| b == 0).unwrap_or(value.len())];
+    String::from_utf8_lossy(value)
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| d.replace('-', "_"))
+        .collect()
+}
+
+fn load_module(cmdline: &str, path: &Path) -> io::Result<()> {
+    let prefix = format!("{}.", module_name(path));
+    let params: Vec<&str> = cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix(&prefix))
+        .collect();
+    let params = CString::new(params.join(" ")).map_err(io::Error::other)?;
+    let file = File::open(path)?;
+    // SAFETY: the descriptor is open for the duration of the call and
+    // `params` is a NUL-terminated string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            file.as_raw_fd(),
+            params.as_ptr(),
+            0usize,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn mount(source: &str, target: &str, fstype: &str) -> io::Result<()> {
@@ -344,5 +386,22 @@ fn power_off() -> ! {
     // Power off failed: PID 1 must not return.
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_depend_on_what_their_modinfo_names() {
+        let image = b"\x7fELF...\0license=GPL\0depends=vfio,vfio-pci-core\0vermagic=7.3\0";
+        assert_eq!(module_depends(image), ["vfio", "vfio_pci_core"]);
+        assert!(module_depends(b"\0depends=\0name=vfio\0").is_empty());
+        assert!(module_depends(b"\0name=irqbypass\0").is_empty());
+        assert_eq!(
+            module_name(Path::new("/lu/modules/vfio-pci.ko")),
+            "vfio_pci"
+        );
     }
 }
