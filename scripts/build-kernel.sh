@@ -4,13 +4,21 @@
 # Configure and build the kernel out of tree in $KBUILD_DIR, then install
 # the UAPI headers and build the selftests the guest runs.
 #
-#   LU_CONFIG=test   (default) scripts/configs/test.config on tinyconfig
+#   LU_CONFIG=test   (default) scripts/configs/test.config on tinyconfig:
+#                    VFIO as modules, as distributions build it
 #   LU_CONFIG=debug  the same plus scripts/configs/debug.config
-#   LU_CONFIG=off    the same minus this project's options (hooks compile away)
 #   LU_CONFIG=next   the same plus scripts/configs/next.config: the kernel a
 #                    Live Update goes to in the version-skew scenarios
 #   LU_CONFIG=next-vfio-version, next-pci-version
 #                    next with the vfio-pci, or the PCI, record one version on
+#   LU_CONFIG=NAME   test.config plus scripts/configs/NAME.config, for the
+#                    Kconfig matrix (scripts/kconfig-matrix.sh): off, builtin,
+#                    no-vfio-handler, pci-only, no-liveupdate
+#   LU_CONFIG=pristine
+#                    the off configuration, built from a pristine 7.3 tree
+#                    (no overlay, no hooks), for the size comparison
+#   LU_CONFIG=series the test configuration, built from the tree git am made
+#                    of the exported patch series (scripts/export-series.sh)
 #
 # The configuration is regenerated only when a fragment changed, and the
 # build directory is kept, so a run with nothing changed does no work.
@@ -18,15 +26,21 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 LU_CONFIG=${LU_CONFIG:-test}
+CONFIGS=$LU_TOP/scripts/configs
 case $LU_CONFIG in
-test) FRAGMENTS=("$LU_TOP/scripts/configs/test.config") ;;
-debug) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/debug.config") ;;
-off) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/off.config") ;;
-next) FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/next.config") ;;
+test) FRAGMENTS=("$CONFIGS/test.config") ;;
 next-vfio-version | next-pci-version)
-	FRAGMENTS=("$LU_TOP/scripts/configs/test.config" "$LU_TOP/scripts/configs/next.config"
-		"$LU_TOP/scripts/configs/$LU_CONFIG.config") ;;
-*) lu_die "unknown LU_CONFIG=$LU_CONFIG (test, debug, off, next, next-vfio-version or next-pci-version)" ;;
+	FRAGMENTS=("$CONFIGS/test.config" "$CONFIGS/next.config" "$CONFIGS/$LU_CONFIG.config") ;;
+pristine)
+	FRAGMENTS=("$CONFIGS/test.config" "$CONFIGS/off.config")
+	KERNEL_SRC=$LU_PRISTINE_SRC ;;
+series)
+	FRAGMENTS=("$CONFIGS/test.config")
+	KERNEL_SRC=$LU_SERIES_SRC ;;
+*)
+	[ -f "$CONFIGS/$LU_CONFIG.config" ] ||
+		lu_die "unknown LU_CONFIG=$LU_CONFIG (no scripts/configs/$LU_CONFIG.config)"
+	FRAGMENTS=("$CONFIGS/test.config" "$CONFIGS/$LU_CONFIG.config") ;;
 esac
 
 lu_toolchain_env
@@ -34,9 +48,10 @@ JOBS=${JOBS:-$(nproc)}
 MAKE=(make -s -C "$KERNEL_SRC" O="$KBUILD_DIR" -j"$JOBS")
 # A first build of another configuration starts from the test kernel's
 # objects: only what the configuration changes is rebuilt.
+# (Not another tree's: its objects are the test tree's.)
 TEST_KBUILD_DIR=$LU_CACHE/build/test
 if [ ! -d "$KBUILD_DIR" ] && [ "$KBUILD_DIR" != "$TEST_KBUILD_DIR" ] &&
-	[ -f "$TEST_KBUILD_DIR/.config" ]; then
+	[ "$KERNEL_SRC" = "$LU_OWN_SRC" ] && [ -f "$TEST_KBUILD_DIR/.config" ]; then
 	lu_step "starting $KBUILD_DIR from a copy of $TEST_KBUILD_DIR"
 	cp -a "$TEST_KBUILD_DIR" "$KBUILD_DIR.tmp" && mv "$KBUILD_DIR.tmp" "$KBUILD_DIR"
 fi
@@ -89,10 +104,15 @@ configure() {
 	echo "$sum" >"$stamp"
 }
 
-"$LU_TOP/scripts/prepare-tree.sh"
+case $LU_CONFIG in
+pristine) "$LU_TOP/scripts/setup.sh" pristine-tree ;;
+series) [ -f "$KERNEL_SRC/Makefile" ] || lu_die "no series tree (run scripts/export-series.sh)" ;;
+*) "$LU_TOP/scripts/prepare-tree.sh" ;;
+esac
 configure
 lu_step "building bzImage ($JOBS jobs)"
 "${MAKE[@]}" bzImage
+[ "$LU_CONFIG" != pristine ] || exit 0
 if grep -q '^CONFIG_MODULES=y' "$KBUILD_DIR/.config"; then
 	lu_step "building modules ($JOBS jobs)"
 	"${MAKE[@]}" modules

@@ -17,6 +17,21 @@ LIBCLANG_VERSION=18.1.1
 # The kernel tree: ours (extracted from linux-source) unless KERNEL_SRC names one.
 LU_OWN_SRC=$LU_CACHE/linux-7.3
 KERNEL_SRC=${KERNEL_SRC:-$LU_OWN_SRC}
+# The same tree untouched: no overlay, no hooks.
+LU_PRISTINE_SRC=$LU_CACHE/linux-7.3-pristine
+# A git tree of it, with the exported patch series (scripts/export-series.sh).
+LU_SERIES_SRC=$LU_CACHE/series/linux
+# The overlay: repository folder -> folder in the kernel tree.
+OVERLAY_MAP=(
+	"drivers:drivers"
+	"rust:rust"
+	"include/kho/abi:include/linux/kho/abi"
+	"include/linux:include/linux"
+	"tools/testing/selftests:tools/testing/selftests"
+	"Documentation:Documentation"
+	"lib/tests:lib/tests"
+)
+
 # Out-of-tree build directory, kept between runs so builds stay incremental.
 KBUILD_DIR=${KBUILD_DIR:-$LU_CACHE/build/${LU_CONFIG:-test}}
 # The Cargo workspace builds in the cache too, so a fresh clone starts warm.

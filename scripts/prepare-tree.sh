@@ -13,17 +13,6 @@ set -euo pipefail
 
 [ -f "$KERNEL_SRC/Makefile" ] || lu_die "no kernel tree at $KERNEL_SRC (run scripts/setup.sh)"
 
-# repository folder -> folder in the kernel tree
-OVERLAY_MAP=(
-	"drivers:drivers"
-	"rust:rust"
-	"include/kho/abi:include/linux/kho/abi"
-	"include/linux:include/linux"
-	"tools/testing/selftests:tools/testing/selftests"
-	"Documentation:Documentation"
-	"lib/tests:lib/tests"
-)
-
 lay_overlay() {
 	local manifest=$KERNEL_SRC/.lu-overlay-manifest new entry src dst f
 	new=$(mktemp)

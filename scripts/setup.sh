@@ -12,7 +12,8 @@ set -euo pipefail
 mkdir -p "$LU_CACHE"
 
 APT_PACKAGES=(build-essential flex bison bc libelf-dev libssl-dev cpio rsync
-	      busybox-static xz-utils python3 libc6-dev pkg-config)
+	      busybox-static xz-utils python3 libc6-dev pkg-config git
+	      python3-docutils)
 MIRROR=http://deb.debian.org/debian
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -79,22 +80,27 @@ fetch_trixie_deb() {
 	echo "$deb"
 }
 
+# The Linux 7.3 tree of the pinned linux-source package, extracted into $1.
+extract_tree() {
+	local dir=$1 deb tmp
+	[ -f "$dir/.lu-extracted" ] && return
+	deb=$(fetch_trixie_deb "$LINUX_SOURCE_PKG" "$LINUX_SOURCE_VERSION" "$LINUX_SOURCE_SHA256")
+	lu_step "extracting the Linux 7.3 tree into $dir"
+	tmp=$(mktemp -d "$LU_CACHE/tmp.XXXXXX")
+	dpkg-deb -x "$deb" "$tmp"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	tar -xJf "$tmp"/usr/src/linux-source-7.3.tar.xz -C "$dir" --strip-components=1
+	rm -rf "$tmp"
+	touch "$dir/.lu-extracted"
+}
+
 fetch_kernel_tree() {
 	if [ "$KERNEL_SRC" != "$LU_OWN_SRC" ]; then
 		[ -f "$KERNEL_SRC/Makefile" ] || lu_die "KERNEL_SRC=$KERNEL_SRC is not a kernel tree"
 		return
 	fi
-	[ -f "$LU_OWN_SRC/.lu-extracted" ] && return
-	local deb tmp
-	deb=$(fetch_trixie_deb "$LINUX_SOURCE_PKG" "$LINUX_SOURCE_VERSION" "$LINUX_SOURCE_SHA256")
-	lu_step "extracting the Linux 7.3 tree into $LU_OWN_SRC"
-	tmp=$(mktemp -d "$LU_CACHE/tmp.XXXXXX")
-	dpkg-deb -x "$deb" "$tmp"
-	rm -rf "$LU_OWN_SRC"
-	mkdir -p "$LU_OWN_SRC"
-	tar -xJf "$tmp"/usr/src/linux-source-7.3.tar.xz -C "$LU_OWN_SRC" --strip-components=1
-	rm -rf "$tmp"
-	touch "$LU_OWN_SRC/.lu-extracted"
+	extract_tree "$LU_OWN_SRC"
 }
 
 # The Rust standard library source must match rustc exactly.
@@ -146,6 +152,14 @@ check_rust_available() {
 		lu_die "the kernel does not accept this Rust toolchain (make rustavailable above)"
 	fi
 }
+
+# "setup.sh pristine-tree": only the untouched tree that the size comparison
+# builds (scripts/kconfig-matrix.sh) and the patch series applies to
+# (scripts/export-series.sh); the rest of the setup is done already.
+if [ "${1:-}" = pristine-tree ]; then
+	extract_tree "$LU_PRISTINE_SRC"
+	exit 0
+fi
 
 install_build_packages
 install_qemu

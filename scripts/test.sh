@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Every test: the host unit tests of the Cargo workspace, then the kernel
-# build and every QEMU scenario (KUnit and kselftests, across kexec), then
-# the "next" kernels (scripts/configs/next*.config) and the scenarios that
-# update between them and the test kernel (tools/vmtest/scenarios/skew/),
-# then the debug
-# kernel (scripts/configs/debug.config) and the scenarios written for it
-# (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with
-# one "N passed, N failed, N skipped" line for all; ignored host tests
-# count as skipped.
+# build, the Kconfig matrix (scripts/kconfig-matrix.sh: every configuration
+# builds without warnings, the built-in one boots, zero cost when off), the
+# patch series check (scripts/export-series.sh --check), and every QEMU
+# scenario (KUnit and kselftests, across kexec), then the "next"
+# kernels (scripts/configs/next*.config) and the scenarios that update
+# between them and the test kernel (tools/vmtest/scenarios/skew/), then the
+# debug kernel (scripts/configs/debug.config) and the scenarios written for
+# it (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with one
+# "N passed, N failed, N skipped" line for all; ignored host tests count as
+# skipped.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -24,6 +26,19 @@ lu_step "host tests (cargo test)"
 host_rc=${PIPESTATUS[0]}
 
 "$LU_TOP/scripts/build-kernel.sh" || exit 1
+
+# Before the scenarios: the unclaimed-device scenario kexecs into the
+# matrix's kernel without the vfio-pci handler.
+"$LU_TOP/scripts/kconfig-matrix.sh" 2>&1 | tee -a "$log"
+matrix_rc=${PIPESTATUS[0]}
+
+# The patch series: git am onto v7.3 gives the tree tested here. One test.
+lu_step "patch series (scripts/export-series.sh --check)"
+if "$LU_TOP/scripts/export-series.sh" --check 2>&1; then
+	echo "1 passed, 0 failed, 0 skipped"
+else
+	echo "0 passed, 1 failed, 0 skipped"
+fi | tee -a "$log"
 
 lu_step "kernel tests under QEMU"
 "$LU_TOP/scripts/vmtest.sh" test 2>&1 | tee -a "$log"
@@ -53,7 +68,7 @@ passed=$((passed + $(awk '{ s += $1 } END { print s + 0 }' <<<"$vm")))
 failed=$((failed + $(awk '{ s += $2 } END { print s + 0 }' <<<"$vm")))
 skipped=$((skipped + $(awk '{ s += $3 } END { print s + 0 }' <<<"$vm")))
 # A runner that died without counting still fails the run.
-if [ "$host_rc" != 0 ] || [ "$vm_rc" != 0 ]; then
+if [ "$host_rc" != 0 ] || [ "$vm_rc" != 0 ] || [ "$matrix_rc" != 0 ]; then
 	[ "$failed" -gt 0 ] || failed=1
 fi
 echo "$passed passed, $failed failed, $skipped skipped"

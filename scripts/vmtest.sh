@@ -29,20 +29,31 @@ bin_dirs=(--bin-dir "$BIN")
 for d in "$KBUILD_DIR"/selftests/*/; do
 	bin_dirs+=(--bin-dir "$d")
 done
-# The guest loads every module built (vfio-pci) at each boot.
+# The modules of the build in $1, as its modules.order lists them: a build
+# directory started from a copy of another may hold that one's stale .ko
+# files.
+modules_of() {
+	[ -f "$1/modules.order" ] || return 0
+	sed -n "s|\.o\$|.ko|p" "$1/modules.order" | while read -r ko; do
+		[ -f "$1/$ko" ] && echo "$1/$ko"
+	done
+}
+
+# The guest loads every module built (VFIO, vfio-pci) at each boot.
 while read -r ko; do
 	bin_dirs+=(--module "$ko")
-done < <(find "$KBUILD_DIR" -name '*.ko' | sort)
-# The "next" kernels built (LU_CONFIG=next, next-*), by the name of their
-# configuration, each with its own modules, for the stages of the
-# version-skew scenarios that kexec into them.
-for dir in "$LU_CACHE"/build/next*/; do
+done < <(modules_of "$KBUILD_DIR")
+# The other kernels that stages kexec into, by the name of their
+# configuration, each with its own modules: the "next" kernels of the
+# version-skew scenarios (LU_CONFIG=next, next-*) and the kernel without the
+# vfio-pci handler of the unclaimed-device scenario (no-vfio-handler).
+for dir in "$LU_CACHE"/build/next*/ "$LU_CACHE"/build/no-vfio-handler/; do
 	name=$(basename "$dir")
 	[ -f "$dir/arch/x86/boot/bzImage" ] || continue
 	bin_dirs+=(--kernel-named "$name=$dir/arch/x86/boot/bzImage")
 	while read -r ko; do
 		bin_dirs+=(--module-named "$name=$ko")
-	done < <(find "$dir" -name '*.ko' | sort)
+	done < <(modules_of "${dir%/}")
 done
 
 cmd=${1:-test}

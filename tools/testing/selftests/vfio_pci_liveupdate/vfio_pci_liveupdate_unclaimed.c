@@ -4,9 +4,9 @@
  *
  * Stage 1 opens an igb through vfio, turns on bus mastering, writes RLPML
  * (BAR 0 + 0x5004, 0x2600 after a reset) and preserves the device file. The
- * kernel of stage 2 has no vfio-pci Live Update handler (its initcall is
- * blacklisted), as a kernel built without it, or whose handler failed to
- * start: nothing can claim the device. It boots with
+ * kernel of stage 2 is built without the vfio-pci Live Update handler
+ * (scripts/configs/no-vfio-handler.config), like a kernel whose handler
+ * failed to start: nothing can claim the device. It boots with
  * pci_liveupdate.claim_timeout=20, long enough for a debug kernel under TCG
  * to reach userspace before it.
  *
