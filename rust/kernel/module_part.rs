@@ -52,10 +52,11 @@ macro_rules! module_part {
                 unsafe { $crate::ThisModule::from_ptr(__this_module.get()) }
             };
 
-            // SAFETY: Built-in code has no module; a null `THIS_MODULE` says so, as in C.
             #[cfg(not(MODULE))]
-            const THIS_MODULE: $crate::ThisModule =
-                unsafe { $crate::ThisModule::from_ptr(::core::ptr::null_mut()) };
+            const THIS_MODULE: $crate::ThisModule = {
+                // SAFETY: Built-in code has no module; a null `THIS_MODULE` says so, as in C.
+                unsafe { $crate::ThisModule::from_ptr(::core::ptr::null_mut()) }
+            };
         }
 
         // Nested, so that nothing but the two C functions reaches the state.
