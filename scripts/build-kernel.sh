@@ -13,7 +13,8 @@
 #                    next with the vfio-pci, or the PCI, record one version on
 #   LU_CONFIG=NAME   test.config plus scripts/configs/NAME.config, for the
 #                    Kconfig matrix (scripts/kconfig-matrix.sh): off, builtin,
-#                    no-vfio-handler, pci-only, no-liveupdate
+#                    no-vfio-handler, pci-only, no-liveupdate; and for make
+#                    bench (scripts/bench.sh): production
 #   LU_CONFIG=pristine
 #                    the off configuration, built from a pristine 7.3 tree
 #                    (no overlay, no hooks), for the size comparison
@@ -112,11 +113,12 @@ esac
 configure
 lu_step "building bzImage ($JOBS jobs)"
 "${MAKE[@]}" bzImage
-[ "$LU_CONFIG" != pristine ] || exit 0
 if grep -q '^CONFIG_MODULES=y' "$KBUILD_DIR/.config"; then
 	lu_step "building modules ($JOBS jobs)"
 	"${MAKE[@]}" modules
 fi
+# The pristine kernel is only measured (its vmlinux and modules), never booted.
+[ "$LU_CONFIG" != pristine ] || exit 0
 "${MAKE[@]}" headers_install
 
 # The guest runs the selftests as static binaries (no libc in the initramfs).

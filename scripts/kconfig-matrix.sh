@@ -17,7 +17,7 @@
 #     kexecs into;
 #   - with both options off, vmlinux has the same text and data sizes as the
 #     pristine 7.3 tree built from the same configuration (size -A side by
-#     side).
+#     side), and the VFIO modules the hooks touch have the same sizes.
 #
 # Prints one line per configuration with its build time, then the size
 # comparison, then "N passed, N failed, N skipped".
@@ -101,6 +101,17 @@ if [ -f "$off" ] && [ -f "$pristine" ]; then
 	else
 		fail "off: vmlinux text or data differ from the pristine tree's"
 	fi
+	# The VFIO modules the hooks touch, as distributions build them.
+	for ko in drivers/vfio/vfio.ko drivers/vfio/pci/vfio-pci-core.ko drivers/vfio/pci/vfio-pci.ko; do
+		p=$(size "$LU_CACHE/build/pristine/$ko" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
+		o=$(size "$LU_CACHE/build/off/$ko" 2>/dev/null | awk 'NR == 2 { print $1, $2, $3 }')
+		printf '    %s text, data, bss: pristine %s, off %s\n' "$(basename "$ko")" "${p:-none}" "${o:-none}"
+		if [ -n "$p" ] && [ "$p" = "$o" ]; then
+			pass "off: $(basename "$ko") is the pristine tree's size"
+		else
+			fail "off: $(basename "$ko") differs in size from the pristine tree's"
+		fi
+	done
 fi
 
 echo "$passed passed, $failed failed, 0 skipped"
