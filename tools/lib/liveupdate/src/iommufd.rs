@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! iommufd: an IO address space and the memory a device may reach through it.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
 use iommufd_bindings as sys;
@@ -101,6 +101,19 @@ pub struct DmaBuffer {
 impl DmaBuffer {
     /// Allocates at least `len` bytes, rounded up to whole pages.
     pub fn new(len: usize) -> Result<Self> {
+        Self::map_pages(len, None)
+    }
+
+    /// Maps the first `len` bytes (rounded up to whole pages) of the memory file `file`, shared:
+    /// what devices write by DMA lands in the file. This is how a VMM gives devices guest memory
+    /// it keeps across a Live Update in a memfd preserved in the same session; the file must
+    /// already be that large.
+    pub fn shared(file: BorrowedFd<'_>, len: usize) -> Result<Self> {
+        Self::map_pages(len, Some(file))
+    }
+
+    /// `len` bytes of anonymous memory, or of `file` mapped shared.
+    fn map_pages(len: usize, file: Option<BorrowedFd<'_>>) -> Result<Self> {
         let invalid = |why| Error::InvalidArgument {
             op: Op::AllocDma,
             why,
@@ -112,15 +125,32 @@ impl DmaBuffer {
         let len = len
             .checked_next_multiple_of(page)
             .ok_or(invalid("a DMA buffer that large cannot be mapped"))?;
-        // SAFETY: an anonymous private mapping of `len` bytes at an address of the kernel's
-        // choosing touches no existing memory.
+        let (flags, fd) = match file {
+            Some(file) => {
+                // A shared mapping past the end of the file would fault on first touch.
+                let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+                // SAFETY: `stat` is valid for writes of a `struct stat`.
+                if unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+                    return Err(Error::os(Op::AllocDma, std::io::Error::last_os_error()));
+                }
+                // SAFETY: fstat succeeded, so it filled in `stat`.
+                let size = unsafe { stat.assume_init() }.st_size;
+                if u64::try_from(size).map_or(true, |size| size < len as u64) {
+                    return Err(invalid("the file is smaller than the DMA buffer"));
+                }
+                (libc::MAP_SHARED, file.as_raw_fd())
+            }
+            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        };
+        // SAFETY: a new mapping of `len` bytes at an address of the kernel's choosing touches
+        // no existing memory; a file mapping keeps its own reference to the file.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
+                flags,
+                fd,
                 0,
             )
         };
@@ -175,7 +205,7 @@ impl DmaBuffer {
 
 impl Drop for DmaBuffer {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made by `new` with this address and length, and nothing
+        // SAFETY: the mapping was made by `map_pages` with this address and length, and nothing
         // borrows it.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }

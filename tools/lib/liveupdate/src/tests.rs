@@ -96,3 +96,27 @@ fn dma_buffers_are_whole_pages_and_bounds_checked() {
     buffer.read(0, &mut zero).unwrap();
     assert_eq!(zero, [0; 4]);
 }
+
+#[test]
+fn shared_dma_buffers_write_through_to_their_file() {
+    use std::io::{Read, Seek};
+    use std::os::fd::AsFd;
+    // SAFETY: a valid NUL-terminated name; no other preconditions.
+    let fd = unsafe { libc::memfd_create(c"lu-test".as_ptr(), 0) };
+    assert!(fd >= 0);
+    // SAFETY: a new descriptor that nothing else owns.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    assert!(DmaBuffer::shared(file.as_fd(), 4096).is_err(), "empty file");
+    file.set_len(8192).unwrap();
+    assert!(
+        DmaBuffer::shared(file.as_fd(), 8193).is_err(),
+        "past the end"
+    );
+    let buffer = DmaBuffer::shared(file.as_fd(), 8192).unwrap();
+    buffer.write(4100, b"guest memory").unwrap();
+    drop(buffer);
+    let mut out = [0; 12];
+    file.seek(std::io::SeekFrom::Start(4100)).unwrap();
+    file.read_exact(&mut out).unwrap();
+    assert_eq!(&out, b"guest memory");
+}
