@@ -36,6 +36,11 @@ pub struct Scenario {
     /// PCI devices, each behind its own PCIe root port unless it names one.
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// Root ports per slot of the root bus, as the functions of one multifunction device: 8
+    /// fits 32 ports where one per slot runs out of slots. With more than 1, every port is
+    /// placed this way and no device may give a `port_slot`.
+    #[serde(default = "one_port_per_slot")]
+    pub root_ports_per_slot: u8,
     #[serde(rename = "stage")]
     pub stages: Vec<StageSpec>,
     /// Results that may skip, by name as the runner reports them; any other
@@ -69,6 +74,29 @@ pub struct Device {
     /// slots 8 apart share their lines.
     #[serde(default)]
     pub port_slot: Option<u8>,
+    /// How many such devices, each behind its own root port.
+    #[serde(default = "one_device")]
+    pub count: usize,
+}
+
+fn one_device() -> usize {
+    1
+}
+
+fn one_port_per_slot() -> u8 {
+    1
+}
+
+/// The root bus address (`slot.function`) of root port `port` (numbered from 1) when ports are
+/// packed `per_slot` to a slot from slot 1, and whether it starts a multifunction slot; `None`
+/// for one port per slot, where QEMU picks the slot.
+pub fn packed_port_address(port: usize, per_slot: u8) -> Option<(String, bool)> {
+    if per_slot <= 1 {
+        return None;
+    }
+    let per_slot = usize::from(per_slot);
+    let (slot, function) = ((port - 1) / per_slot + 1, (port - 1) % per_slot);
+    Some((format!("{slot:#x}.{function}"), function == 0))
 }
 
 impl Device {
@@ -158,7 +186,21 @@ impl Scenario {
         {
             return Err(format!("empty command in a stage: {run:?}"));
         }
+        let mut s = s;
+        s.devices = Self::expand(std::mem::take(&mut s.devices))?;
         Device::ports(&s.devices)?;
+        if !(1..=8).contains(&s.root_ports_per_slot) {
+            return Err("root_ports_per_slot is 1 to 8: the functions of a slot".into());
+        }
+        let (_, ports) = Device::ports(&s.devices)?;
+        if s.root_ports_per_slot > 1 {
+            if s.devices.iter().any(|d| d.port_slot.is_some()) {
+                return Err("port_slot and root_ports_per_slot exclude each other".into());
+            }
+            if ports.div_ceil(usize::from(s.root_ports_per_slot)) > 30 {
+                return Err("more root ports than the root bus has slots for".into());
+            }
+        }
         if let Some((n, _)) = s
             .stages
             .iter()
@@ -187,6 +229,33 @@ impl Scenario {
             ));
         }
         Ok(s)
+    }
+
+    /// `devices` with each device given a `count` repeated that many times, each with its own
+    /// port.
+    fn expand(devices: Vec<Device>) -> Result<Vec<Device>, String> {
+        let mut out = Vec::new();
+        for dev in devices {
+            match dev.count {
+                0 => return Err(format!("{}: count 0", dev.model)),
+                1 => out.push(dev),
+                n if dev.port.is_some() || dev.port_slot.is_some() || dev.traffic => {
+                    return Err(format!(
+                        "{}: count {n} is for devices each on a new port, without traffic",
+                        dev.model
+                    ))
+                }
+                n => out.extend((0..n).map(|_| Device {
+                    count: 1,
+                    model: dev.model.clone(),
+                    props: dev.props.clone(),
+                    port: None,
+                    traffic: false,
+                    port_slot: None,
+                })),
+            }
+        }
+        Ok(out)
     }
 
     /// The kernel command line of stage `n` (1-based).
@@ -290,6 +359,7 @@ mod tests {
             port,
             traffic: false,
             port_slot: None,
+            count: 1,
         };
         let devices = [dev(None), dev(Some(1)), dev(None), dev(Some(2))];
         assert_eq!(Device::ports(&devices), Ok((vec![1, 1, 2, 2], 2)));
@@ -313,6 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn counted_devices_get_ports_packed_into_slots() {
+        let s = Scenario::parse(
+            "description = \"d\"\nroot_ports_per_slot = 8\n\
+             devices = [{ model = \"edu\" }, { model = \"igb\", count = 32 }]\n[[stage]]",
+        )
+        .unwrap();
+        assert_eq!(s.devices.len(), 33);
+        assert!(s.devices[1..]
+            .iter()
+            .all(|d| d.model == "igb" && d.count == 1));
+        assert_eq!(Device::ports(&s.devices).unwrap().1, 33);
+        assert_eq!(packed_port_address(1, 8), Some(("0x1.0".into(), true)));
+        assert_eq!(packed_port_address(8, 8), Some(("0x1.7".into(), false)));
+        assert_eq!(packed_port_address(33, 8), Some(("0x5.0".into(), true)));
+        assert_eq!(packed_port_address(3, 1), None);
+    }
+
+    #[test]
     fn rejects_bad_scenarios() {
         for text in [
             "description = \"d\"\nstage = []",
@@ -324,6 +412,11 @@ mod tests {
             "description = \"d\"\n[[stage]]\ncmdline = [\"kunit.enable=1\"]",
             "description = \"d\"\n[[stage]]\nkernel = \"next\"",
             "description = \"d\"\n[[stage]]\n[[stage]]\nkernel = \"../x\"",
+            "description = \"d\"\ndevices = [{ model = \"igb\", count = 0 }]\n[[stage]]",
+            "description = \"d\"\ndevices = [{ model = \"igb\", count = 2, port_slot = 3 }]\n[[stage]]",
+            "description = \"d\"\nroot_ports_per_slot = 9\n[[stage]]",
+            "description = \"d\"\nroot_ports_per_slot = 2\ndevices = [{ model = \"igb\", port_slot = 3 }]\n[[stage]]",
+            "description = \"d\"\nroot_ports_per_slot = 2\ndevices = [{ model = \"igb\", count = 61 }]\n[[stage]]",
         ] {
             assert!(Scenario::parse(text).is_err(), "{text}");
         }

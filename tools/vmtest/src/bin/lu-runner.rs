@@ -20,7 +20,7 @@ use lu_vmtest::ktap::{Outcome, TestResult};
 use lu_vmtest::monitor::{End, Monitor};
 use lu_vmtest::plan::{self, Plan};
 use lu_vmtest::report::Report;
-use lu_vmtest::scenario::{Device, Scenario};
+use lu_vmtest::scenario::{packed_port_address, Device, Scenario};
 use lu_vmtest::traffic::Source;
 
 const USAGE: &str = "usage:
@@ -235,6 +235,7 @@ fn run_scenario(
     let mut qemu = qemu_command(
         opts,
         &scenario.devices,
+        scenario.root_ports_per_slot,
         &sources,
         scenario.memory_mib,
         &initrd,
@@ -382,6 +383,7 @@ fn text_of(bytes: &[u8]) -> String {
 fn qemu_command(
     opts: &Options,
     devices: &[Device],
+    root_ports_per_slot: u8,
     sources: &[(usize, Source)],
     memory_mib: u32,
     initrd: &Path,
@@ -411,12 +413,16 @@ fn qemu_command(
     // Scenarios are validated when parsed; a shell's devices each get their own port.
     let (ports, created) = Device::ports(devices).unwrap_or_default();
     for port in 1..=created {
-        let addr = devices
-            .iter()
-            .zip(&ports)
-            .find_map(|(d, p)| d.port_slot.filter(|_| *p == port))
-            .map(|slot| format!(",addr={slot:#x}"))
-            .unwrap_or_default();
+        let addr = match packed_port_address(port, root_ports_per_slot) {
+            Some((addr, true)) => format!(",addr={addr},multifunction=on"),
+            Some((addr, false)) => format!(",addr={addr}"),
+            None => devices
+                .iter()
+                .zip(&ports)
+                .find_map(|(d, p)| d.port_slot.filter(|_| *p == port))
+                .map(|slot| format!(",addr={slot:#x}"))
+                .unwrap_or_default(),
+        };
         c.args([
             "-device",
             &format!("pcie-root-port,id=rp{port},chassis={port},slot={port}{addr}"),
@@ -548,9 +554,18 @@ fn shell(opts: &Options) -> Result<bool, String> {
             port: None,
             traffic: false,
             port_slot: None,
+            count: 1,
         })
         .collect();
-    let mut qemu = qemu_command(opts, &devices, &[], 1024, &initrd, &plan.stages[0].cmdline);
+    let mut qemu = qemu_command(
+        opts,
+        &devices,
+        1,
+        &[],
+        1024,
+        &initrd,
+        &plan.stages[0].cmdline,
+    );
     // Ctrl-A X quits QEMU; Ctrl-A C reaches its monitor.
     qemu.args(["-serial", "mon:stdio"]);
     println!("booting {} (Ctrl-A X quits)", opts.kernel.display());
