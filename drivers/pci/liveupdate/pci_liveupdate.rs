@@ -36,7 +36,9 @@
 use kernel::{
     kho::{BlockChainError, KhoBlockSet, KhoMem, Outgoing},
     liveupdate::{Flb, FlbOps, Handle},
-    new_rwsem, pci,
+    new_rwsem,
+    page::PAGE_SIZE,
+    pci,
     prelude::*,
     sync::{aref::ARef, Arc, RwSemaphore, SetOnce},
     time::msecs_to_jiffies,
@@ -48,6 +50,8 @@ pub mod abi;
 mod corrupt;
 mod interrupts;
 pub mod table;
+#[cfg(CONFIG_PCI_LIVEUPDATE_KUNIT_TEST)]
+mod table_bench;
 
 use abi::{DevId, Header, COMPATIBLE, ENTRY_SIZE, HEADER_SIZE, VERSION};
 use table::{Invalid, LoadError, OutOfMemory, Slot, Storage, Table, TableError};
@@ -292,7 +296,9 @@ impl kernel::fmt::Display for Rejected {
 
 /// Rebuilds the table the previous kernel handed over at `handle`, and frees the KHO memory
 /// it was in, taken or not.
-fn load_incoming(handle: Handle) -> Result<DeviceTable, Rejected> {
+/// The table handed over, and the bytes of KHO memory it came in: the header's allocation and
+/// the blocks of entries.
+fn load_incoming(handle: Handle) -> Result<(DeviceTable, usize), Rejected> {
     let mem = handle.restore().map_err(|_| Rejected::NotHandedOver)?;
     let mut bytes = [0; HEADER_SIZE];
     bytes.copy_from_slice(&mem.as_bytes()[..HEADER_SIZE]);
@@ -304,10 +310,14 @@ fn load_incoming(handle: Handle) -> Result<DeviceTable, Rejected> {
         return Err(Rejected::Invalid(Invalid::Version(header.version)));
     }
     let raw = raw.map_err(Rejected::Chain)?;
-    Table::load(&header, &raw, KVec::new()).map_err(|e| match e {
+    // The outgoing kernel fills every block but the last (`KhoBlockSet::write_all`).
+    let per_block = KhoBlockSet::<[u8; ENTRY_SIZE]>::ENTRIES_PER_BLOCK;
+    let kho_bytes = mem.size() + raw.len().div_ceil(per_block) * PAGE_SIZE;
+    let table = Table::load(&header, &raw, KVec::new()).map_err(|e| match e {
         LoadError::Invalid(why) => Rejected::Invalid(why),
         LoadError::NoMemory => Rejected::NoMemory,
-    })
+    })?;
+    Ok((table, kho_bytes))
 }
 
 struct PciFlb;
@@ -341,10 +351,12 @@ impl FlbOps for PciFlb {
         let loaded = load_incoming(handle);
         let mut tables = tables()?.write();
         match loaded {
-            Ok(table) => {
+            Ok((table, kho_bytes)) => {
                 pr_info!(
-                    "{} preserved devices and bridges handed over\n",
-                    table.len()
+                    "{} preserved devices and bridges handed over: {} bytes of entries in {} bytes of KHO memory\n",
+                    table.len(),
+                    table.len() * ENTRY_SIZE,
+                    kho_bytes
                 );
                 tables.had_incoming |= !table.is_empty();
                 if tables.claimed.reserve(table.len(), GFP_KERNEL).is_err() {

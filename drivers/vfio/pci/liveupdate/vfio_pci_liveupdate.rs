@@ -328,13 +328,15 @@ impl FileHandler for VfioPciHandler {
             Ok((mem, len, record.vconfig.len()))
         })?;
         let handle = Handle::of(&mem);
+        let kho_size = mem.size();
         let state = KBox::pin_init(new_mutex!(mem), GFP_KERNEL)?;
         // Last, so that nothing else can fail after the PCI core has the device.
         vdev.pci_dev().liveupdate_preserve()?;
         dev_info!(
             vdev.pci_dev().as_ref(),
-            "preserved for Live Update: {} bytes of state (config space {}, PCI state {})\n",
+            "preserved for Live Update: {}-byte record in {} bytes of KHO memory (config space {}, PCI state {})\n",
             len,
+            kho_size,
             config_len,
             len - abi::HEADER_SIZE - config_len
         );
