@@ -13,12 +13,15 @@
 #                 without warnings, the built-in one boots, zero cost when off
 #   make series   the overlay and hooks as a git format-patch series against
 #                 v7.3, checked with git am, built and booted
+#   make bench    the benchmarks: device ready after an update (kept against
+#                 cold), scaling to 32 devices, KHO memory per device, size
+#                 when off and on, test times; a table, JSON and a chart
 #   make lint     rustfmt, clippy, rustdoc, checkpatch --strict, kernel-doc and
 #                 docutils on the project's own code
 
 DEVICES ?= edu
 
-.PHONY: setup build test selftests demo shell lint matrix series
+.PHONY: setup build test selftests demo shell lint matrix series bench
 
 setup:
 	scripts/setup.sh
@@ -42,6 +45,9 @@ shell: build
 
 lint: setup
 	scripts/lint.sh
+
+bench:
+	scripts/bench.sh
 
 matrix: build
 	scripts/kconfig-matrix.sh

@@ -11,12 +11,18 @@
 # debug kernel (scripts/configs/debug.config) and the scenarios written for
 # it (tools/vmtest/scenarios/debug/). Sets itself up first. Ends with one
 # "N passed, N failed, N skipped" line for all; ignored host tests count as
-# skipped.
+# skipped. Each run's time goes to $LU_CACHE/timings/make-test.log, which
+# make bench reports.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# For make bench (P5): how long this run takes, cold when no test kernel was
+# built yet.
+started=$(date +%s)
+kind=warm
+[ -f "$LU_CACHE/build/test/vmlinux" ] || kind=cold
 
 "$LU_TOP/scripts/setup.sh" || exit 1
 
@@ -71,5 +77,10 @@ skipped=$((skipped + $(awk '{ s += $3 } END { print s + 0 }' <<<"$vm")))
 if [ "$host_rc" != 0 ] || [ "$vm_rc" != 0 ] || [ "$matrix_rc" != 0 ]; then
 	[ "$failed" -gt 0 ] || failed=1
 fi
+mkdir -p "$LU_CACHE/timings"
+printf 'bench make-test kind=%s seconds=%d passed=%d failed=%d skipped=%d commit=%s date=%s\n' \
+	"$kind" $(($(date +%s) - started)) "$passed" "$failed" "$skipped" \
+	"$(git -C "$LU_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$LU_CACHE/timings/make-test.log"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

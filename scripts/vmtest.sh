@@ -18,13 +18,13 @@ KERNEL=$KBUILD_DIR/arch/x86/boot/bzImage
 
 # Static binaries: the guest has no libc. --target keeps the flags off
 # build scripts and proc macros, which run on the host.
-lu_step "building lu-runner, lu-init and lu-demo"
+lu_step "building lu-runner, lu-init, lu-demo and lu-bench"
 RUSTFLAGS="-C target-feature=+crt-static" \
-	lu_cargo build -q --release --locked --target $TRIPLE -p lu-vmtest -p lu-demo \
+	lu_cargo build -q --release --locked --target $TRIPLE -p lu-vmtest -p lu-demo -p lu-bench \
 	--manifest-path "$LU_TOP/Cargo.toml"
 BIN=$CARGO_TARGET_DIR/$TRIPLE/release
 
-# The guest's programs: the selftests and lu-demo.
+# The guest's programs: the selftests, lu-demo and lu-bench.
 bin_dirs=(--bin-dir "$BIN")
 for d in "$KBUILD_DIR"/selftests/*/; do
 	bin_dirs+=(--bin-dir "$d")
