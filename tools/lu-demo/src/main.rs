@@ -20,10 +20,10 @@
 //! every check and its outcome; `lu-mark:` lines in the kernel log put the steps on the host's
 //! timeline of the update.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -192,41 +192,6 @@ fn bind(device: &VfioDevice) -> Result<(Iommufd, Ioas, DmaBuffer)> {
     Ok((iommufd, ioas, buffer))
 }
 
-/// The records of the kernel log, oldest first.
-fn kernel_log() -> Vec<String> {
-    let Ok(mut kmsg) = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-    else {
-        return Vec::new();
-    };
-    let mut records = Vec::new();
-    let mut buf = vec![0; 8192];
-    // Each read returns one record; EAGAIN once all are read.
-    while let Ok(n) = kmsg.read(&mut buf) {
-        records.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    records
-}
-
-/// What the kernel logged after `prefix`, to the end of the line, in its last record that has
-/// it. (A device's records go on with lines naming the device.)
-fn kernel_log_after(prefix: &str) -> Option<String> {
-    kernel_log().iter().rev().find_map(|r| {
-        let rest = &r[r.find(prefix)? + prefix.len()..];
-        Some(rest.lines().next().unwrap_or_default().trim().to_string())
-    })
-}
-
-/// Writes a mark into the kernel log, where the host sees it as it happens and times it.
-fn mark(name: &str) {
-    if let Ok(mut kmsg) = OpenOptions::new().write(true).open("/dev/kmsg") {
-        // One write, one record.
-        let _ = kmsg.write_all(format!("lu-mark: {name}\n").as_bytes());
-    }
-}
-
 fn pattern() -> Vec<u8> {
     let seed = std::process::id();
     (0..PATTERN_LEN)
@@ -246,25 +211,9 @@ fn memfd_with(data: &[u8]) -> Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// Keeps the session (and with it the preserved files) open in a child until the kexec.
-fn hold_until_kexec(keep: Vec<Box<dyn std::any::Any>>) -> ! {
-    // SAFETY: the program is single-threaded here; the child only sleeps.
-    match unsafe { libc::fork() } {
-        0 => {
-            // SAFETY: no preconditions.
-            unsafe { libc::setsid() };
-            let _keep = keep;
-            loop {
-                std::thread::sleep(Duration::from_secs(60));
-            }
-        }
-        _ => std::process::exit(0),
-    }
-}
-
 /// The state the kernel says it recorded for `pci` at its preserve.
 fn preserved_size(pci: &str) -> String {
-    kernel_log_after(&format!("{pci}: preserved for Live Update: "))
+    guest::kmsg::after(&format!("{pci}: preserved for Live Update: "))
         .unwrap_or_else(|| "size not in the kernel log".into())
 }
 
@@ -378,7 +327,7 @@ fn preserve() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let _ = std::io::stdout().flush();
-    hold_until_kexec(vec![
+    guest::hold_until_kexec(vec![
         Box::new(session),
         Box::new(state),
         Box::new(device),
@@ -386,7 +335,8 @@ fn preserve() -> ExitCode {
         Box::new(buffer),
         Box::new(kept_igb),
         Box::new(control_igb),
-    ])
+    ]);
+    ExitCode::SUCCESS
 }
 
 /// Checks that `pci`, usable through `device`, has `want_rlpml` and bus mastering `want_master`.
@@ -423,7 +373,7 @@ fn restore() -> ExitCode {
     );
     let retrieved = LiveUpdate::open().and_then(|luo| {
         let session = luo.retrieve_session(SESSION)?;
-        mark("VMM: session retrieved");
+        guest::kmsg::mark("VMM: session retrieved");
         let device = VfioDevice::from_fd(session.retrieve(DEVICE_TOKEN)?);
         let state = session.retrieve(STATE_TOKEN)?;
         Ok((session, device, state))
@@ -448,7 +398,7 @@ fn restore() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    mark("VMM: edu retrieved, bound, IOAS attached");
+    guest::kmsg::mark("VMM: edu retrieved, bound, IOAS attached");
     tap.check(
         "retrieve the edu's file, bind it, attach an IOAS, map a DMA buffer",
         Ok(()),
@@ -484,7 +434,7 @@ fn restore() -> ExitCode {
             .read_exact_at(&mut expected, 0)
             .map_err(|e| e.to_string())?;
         dma(&device, true)?;
-        mark("VMM: first DMA through the kept edu done");
+        guest::kmsg::mark("VMM: first DMA through the kept edu done");
         let mut got = vec![0; PATTERN_LEN];
         buffer.read(0, &mut got).map_err(err)?;
         if got != expected {
@@ -507,9 +457,9 @@ fn restore() -> ExitCode {
             .map_err(err)
             .map(VfioDevice::from_fd)
     });
-    mark("VMM: kept igb retrieved, bound, IOAS attached");
+    guest::kmsg::mark("VMM: kept igb retrieved, bound, IOAS attached");
     let (control, control_time) = igb_usable(|| VfioDevice::open(CONTROL_IGB).map_err(err));
-    mark("VMM: control igb opened (reset), bound, IOAS attached");
+    guest::kmsg::mark("VMM: control igb opened (reset), bound, IOAS attached");
     for (what, pci, device) in [
         ("retrieve its file", KEPT_IGB, &kept),
         ("open its cdev", CONTROL_IGB, &control),
@@ -565,7 +515,8 @@ fn restore() -> ExitCode {
         tap.n - tap.failed,
         tap.n,
         if [DEVICE, KEPT_IGB].iter().all(|pci| {
-            kernel_log_after(&format!("{pci}: state restored from the previous kernel")).is_some()
+            guest::kmsg::last_with(&format!("{pci}: state restored from the previous kernel"))
+                .is_some()
         }) {
             "; the kernel restored the kept devices' state instead of resetting them"
         } else {

@@ -3,7 +3,6 @@
 //! to iommufd, an IOAS, and guest memory in a memfd mapped at a fixed IOVA.
 
 use std::fs;
-use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -377,12 +376,4 @@ pub fn preserve(session: &Session, usable: &Usable) -> Result<Duration> {
         .preserve(usable.memfd.as_fd(), usable.found.memory_token())
         .map_err(err)?;
     Ok(took)
-}
-
-/// Writes a mark into the kernel log, where the host sees it as it happens and times it.
-pub fn mark(name: &str) {
-    if let Ok(mut kmsg) = fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        // One write, one record.
-        let _ = kmsg.write_all(format!("lu-mark: {name}\n").as_bytes());
-    }
 }

@@ -78,37 +78,14 @@ fn ready_figure(figure_name: &str, devices: usize, usable: &Usable, path: &str, 
     figure(figure_name, &fields);
 }
 
-/// The records of the kernel log, oldest first.
-fn kernel_log() -> Vec<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let Ok(mut kmsg) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")
-    else {
-        return Vec::new();
-    };
-    let mut records = Vec::new();
-    let mut buf = vec![0; 8192];
-    // Each read returns one record; EAGAIN once all are read.
-    while let Ok(n) = kmsg.read(&mut buf) {
-        records.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    records
-}
-
-/// The numbers in what the kernel logged after `prefix` in its last record that has it.
+/// The numbers in what the kernel last logged after `prefix`.
 fn logged_numbers(prefix: &str) -> Option<Vec<u64>> {
-    kernel_log().iter().rev().find_map(|r| {
-        let rest = &r[r.find(prefix)? + prefix.len()..];
-        let line = rest.lines().next().unwrap_or_default();
-        Some(
-            line.split(|c: char| !c.is_ascii_digit())
-                .filter_map(|w| w.parse().ok())
-                .collect(),
-        )
-    })
+    let text = guest::kmsg::after(prefix)?;
+    Some(
+        text.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect(),
+    )
 }
 
 /// P3: the KHO memory the kernel says it preserved for each kept device, and for the PCI
@@ -137,9 +114,9 @@ fn memory_figures(kept: &[Usable]) {
 fn pci_table_figure(kept: usize) {
     // "N preserved devices and bridges handed over: E bytes of entries in M bytes of KHO memory"
     const LINE: &str = " preserved devices and bridges handed over";
-    let entries = kernel_log().iter().rev().find_map(|r| {
-        let end = r.find(LINE)?;
-        r[..end]
+    let entries = guest::kmsg::last_with(LINE).and_then(|m| {
+        let count = &m[..m.find(LINE)?];
+        count
             .rsplit(|c: char| !c.is_ascii_digit())
             .next()?
             .parse::<u64>()
@@ -201,21 +178,11 @@ impl Tap {
     }
 }
 
-/// Keeps `keep` (the session, the devices) open in a child until the kexec.
+/// Ends the results and keeps `keep` (the session, the devices) open through the kexec.
 fn hold_until_kexec(tap: &Tap, keep: Vec<Box<dyn std::any::Any>>) -> ExitCode {
     let code = tap.end();
-    // SAFETY: the program is single-threaded here; the child only sleeps.
-    match unsafe { libc::fork() } {
-        0 => {
-            // SAFETY: no preconditions.
-            unsafe { libc::setsid() };
-            let _keep = keep;
-            loop {
-                std::thread::sleep(Duration::from_secs(60));
-            }
-        }
-        _ => code,
-    }
+    guest::hold_until_kexec(keep);
+    code
 }
 
 /// Opens every device in `found` cold (`path`), checking each was reset; figures under
@@ -396,7 +363,7 @@ fn scale(after: &str, next: &str) -> ExitCode {
             let Some((session, usable)) = retrieve_all(&mut tap, &found, "scale") else {
                 return tap.end();
             };
-            devices::mark(&format!("bench: last of {n} devices usable"));
+            guest::kmsg::mark(&format!("bench: last of {n} devices usable"));
             pci_table_figure(usable.len());
             check_states(&mut tap, &usable, true);
             finish(&mut tap, &session);
@@ -404,7 +371,7 @@ fn scale(after: &str, next: &str) -> ExitCode {
         }
         "cold" => {
             let usable = open_all_cold(&mut tap, &found, Path::Cold, Some("scale"));
-            devices::mark(&format!("bench: last of {n} devices usable"));
+            guest::kmsg::mark(&format!("bench: last of {n} devices usable"));
             check_states(&mut tap, &usable, false);
             usable
         }
@@ -415,7 +382,7 @@ fn scale(after: &str, next: &str) -> ExitCode {
             let Some(session) = keep(&mut tap, &usable, &[], n) else {
                 return tap.end();
             };
-            devices::mark(&format!("bench: update keeping {n} of {n} devices"));
+            guest::kmsg::mark(&format!("bench: update keeping {n} of {n} devices"));
             hold_until_kexec(&tap, vec![Box::new(session), Box::new(usable)])
         }
         "drop" => {
@@ -425,7 +392,7 @@ fn scale(after: &str, next: &str) -> ExitCode {
                     u.set_up(),
                 );
             }
-            devices::mark(&format!("bench: update keeping 0 of {n} devices"));
+            guest::kmsg::mark(&format!("bench: update keeping 0 of {n} devices"));
             hold_until_kexec(&tap, vec![Box::new(usable)])
         }
         _ => tap.end(),
