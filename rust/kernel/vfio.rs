@@ -43,7 +43,8 @@ pub const PCI_CONFIG_REGION_INDEX: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
 /// # Invariants
 ///
 /// `self.0` is a registered vfio-pci-core device that is open, or being opened by the caller
-/// under its `dev_set` lock: its virtual config space and saved state are set up by
+/// under its `dev_set` lock: its virtual config space, the map of which capability each of its
+/// bytes belongs to (`pci_config_map`, as long) and its saved state are set up by
 /// `vfio_pci_core_enable()`, only change while the device is opened or closed, and are freed by
 /// `vfio_pci_core_disable()`.
 #[repr(transparent)]
@@ -129,15 +130,36 @@ impl PciCoreDevice {
     }
 
     /// Copies the virtual config space into `out`, which must be [`Self::cfg_size`] long.
+    ///
+    /// Bytes outside every capability vfio-pci-core knows are read and written on the device
+    /// itself, and vfio-pci-core never initialises them in the virtual config space: they come
+    /// out as zero, so that a copy holds nothing but what vfio-pci-core uses.
     pub fn read_vconfig(&self, out: &mut [u8]) -> Result {
+        /// `PCI_CAP_ID_INVALID` of vfio-pci-core (`drivers/vfio/pci/vfio_pci_priv.h`): a byte of
+        /// no capability, accessed on the device.
+        const RAW_ACCESS: u8 = 0xff;
         if out.len() != self.cfg_size() {
             return Err(EINVAL);
         }
         let vconfig = self.vconfig()?;
+        // SAFETY: `pci_config_map` is set with `vconfig` while the device is open (type
+        // invariant).
+        let map = unsafe { (*self.as_raw()).pci_config_map };
+        if map.is_null() {
+            return Err(ENODEV);
+        }
         // A config write racing with this copy gives a mix of old and new bytes, as it would
         // for any C reader; callers take the copy when the user has stopped writing.
         // SAFETY: `vconfig` holds `cfg_size` bytes while the device is open (type invariant).
         unsafe { ptr::copy_nonoverlapping(vconfig, out.as_mut_ptr(), out.len()) };
+        // SAFETY: `pci_config_map` holds `cfg_size` bytes while the device is open, written only
+        // when it is set up (type invariant).
+        let map = unsafe { core::slice::from_raw_parts(map, out.len()) };
+        for (byte, kind) in out.iter_mut().zip(map) {
+            if *kind == RAW_ACCESS {
+                *byte = 0;
+            }
+        }
         Ok(())
     }
 
