@@ -6,8 +6,9 @@
  * What the vfio-pci Live Update file handler of one kernel hands to the next
  * about one preserved device file: a single KHO allocation whose physical
  * address is the file's LUO handle, holding a struct vfio_pci_lu_ser header,
- * then the device's virtual config space (cfg_size bytes), then its PCI saved
- * state (saved_state_size bytes).
+ * then the first cfg_stored bytes of the device's virtual config space (the
+ * rest of its cfg_size bytes are zero), then its PCI saved state
+ * (saved_state_size bytes).
  *
  * The PCI saved state has a format of its own, not the kernel's in-memory
  * struct pci_saved_state: the 16 dwords of the standard config header, then
@@ -37,7 +38,7 @@
 #include <linux/types.h>
 
 #define VFIO_PCI_LU_COMPATIBLE	"vfio-pci-state-v1"
-#define VFIO_PCI_LU_VERSION	1
+#define VFIO_PCI_LU_VERSION	2
 
 /* Bus mastering was enabled in the physical command register. */
 #define VFIO_PCI_LU_BUS_MASTER	BIT(0)
@@ -55,8 +56,10 @@
  * @vendor:           Vendor ID, checked against the device found there.
  * @device:           Device ID, checked likewise.
  * @class:            Class code (24 bits), checked likewise.
- * @cfg_size:         Bytes of virtual config space that follow: 256 or 4096.
- * @reserved:         Zero.
+ * @cfg_size:         Bytes of virtual config space of the device: 256 or 4096.
+ * @cfg_stored:       Bytes of it that follow, whole dwords from 64 (the standard
+ *                    header) to cfg_size; the rest is zero. (Version 1 stored
+ *                    all of it, and had a zero reserved field here.)
  * @saved_state_size: Bytes of PCI saved state after the config space.
  */
 struct vfio_pci_lu_ser {
@@ -68,7 +71,7 @@ struct vfio_pci_lu_ser {
 	__le16 device;
 	__le32 class;
 	__le16 cfg_size;
-	__le16 reserved;
+	__le16 cfg_stored;
 	__le32 saved_state_size;
 } __packed;
 
@@ -88,6 +91,7 @@ struct vfio_pci_lu_cap {
 
 static_assert(sizeof(struct vfio_pci_lu_ser) == 28);
 static_assert(offsetof(struct vfio_pci_lu_ser, cfg_size) == 20);
+static_assert(offsetof(struct vfio_pci_lu_ser, cfg_stored) == 22);
 static_assert(offsetof(struct vfio_pci_lu_ser, saved_state_size) == 24);
 static_assert(sizeof(struct vfio_pci_lu_cap) == 8);
 

@@ -2,9 +2,9 @@
 //! Tests of the vfio-pci Live Update record: codec, validator, corrupted records.
 
 use liveupdate_core::vfio_pci::abi::{
-    address, encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State, BARS,
-    CAP_HEADER_SIZE, COMPATIBLE, FLAG_BIG_ENDIAN, FLAG_BUS_MASTER, FLAG_RESET_WORKS, HEADER_SIZE,
-    MAX_CAPS, VERSION,
+    address, config_stored, encode, encoded_len, parse, Cap, EncodeError, Identity, Invalid, State,
+    BARS, CAP_HEADER_SIZE, COMPATIBLE, FLAG_BIG_ENDIAN, FLAG_BUS_MASTER, FLAG_RESET_WORKS,
+    HEADER_SIZE, MAX_CAPS, MIN_CONFIG_STORED, VERSION,
 };
 use proptest::prelude::*;
 
@@ -17,8 +17,11 @@ const EDU: Identity = Identity {
     class: 0x00ff00,
 };
 
+/// A virtual config space of `size` bytes for `id`, whose last byte is not zero, so that a
+/// record stores all of it.
 fn vconfig(id: &Identity, size: usize) -> Vec<u8> {
     let mut v = vec![0u8; size];
+    v[size - 1] = 0x5a;
     v[0..2].copy_from_slice(&id.vendor.to_le_bytes());
     v[2..4].copy_from_slice(&id.device.to_le_bytes());
     v[8..12].copy_from_slice(&(id.class << 8 | 0x10).to_le_bytes()); // revision 0x10
@@ -135,11 +138,12 @@ fn only_a_record_of_another_device_leaves_the_device_alone() {
     assert!(another.iter().all(Invalid::describes_another_device));
     let corrupt = [
         Invalid::Truncated,
-        Invalid::Version(2),
+        Invalid::Version(VERSION + 1),
         Invalid::Flags(0x80),
         Invalid::ByteOrder,
         Invalid::Reserved,
         Invalid::ConfigSize(512),
+        Invalid::ConfigStored(60),
         Invalid::ConfigIdentity,
         Invalid::CapSize(0),
         Invalid::CapKind(0),
@@ -155,8 +159,8 @@ fn the_address_is_read_before_the_device_is_known() {
     let mut bytes = Sample::new().bytes();
     assert_eq!(address(&bytes), Ok((EDU.domain, EDU.bdf)));
     assert_eq!(address(&bytes[..HEADER_SIZE - 1]), Err(Invalid::Truncated));
-    bytes[0] = 2;
-    assert_eq!(address(&bytes), Err(Invalid::Version(2)));
+    bytes[0] = 3;
+    assert_eq!(address(&bytes), Err(Invalid::Version(3)));
 }
 
 #[test]
@@ -166,6 +170,7 @@ fn the_layout_is_fixed() {
     assert_eq!(&bytes[0..4], &VERSION.to_le_bytes());
     assert_eq!(&bytes[8..10], &0x0200u16.to_le_bytes()); // bdf
     assert_eq!(&bytes[20..22], &256u16.to_le_bytes()); // cfg_size
+    assert_eq!(&bytes[22..24], &256u16.to_le_bytes()); // cfg_stored
     assert_eq!(
         &bytes[HEADER_SIZE..HEADER_SIZE + 2],
         &0x1234u16.to_le_bytes()
@@ -192,6 +197,31 @@ fn extended_config_space_is_accepted() {
     sample.vconfig = vconfig(&EDU, 4096);
     let bytes = sample.bytes();
     assert_eq!(parse(&bytes, &EDU).unwrap().vconfig.len(), 4096);
+}
+
+#[test]
+fn the_config_space_is_stored_up_to_its_last_non_zero_dword() {
+    let mut sample = Sample::new();
+    sample.vconfig = vconfig(&EDU, 4096);
+    sample.vconfig[4095] = 0;
+    sample.vconfig[0x105] = 0x77;
+    let bytes = sample.bytes();
+    assert_eq!(&bytes[22..24], &0x108u16.to_le_bytes());
+    let record = parse(&bytes, &EDU).unwrap();
+    assert_eq!(record.config_size, 4096);
+    assert_eq!(record.vconfig, &sample.vconfig[..0x108]);
+    assert!(sample.vconfig[0x108..].iter().all(|&b| b == 0));
+    // Never less than the standard header, which names the device.
+    assert_eq!(config_stored(&[0; 256]), MIN_CONFIG_STORED);
+    // Whole dwords.
+    let mut v = [0; 256];
+    v[0xfd] = 1;
+    assert_eq!(config_stored(&v), 256);
+    v[0xfd] = 0;
+    v[0x81] = 1;
+    assert_eq!(config_stored(&v), 0x84);
+    // The record of a 4 KiB config space that is mostly zero fits a page.
+    assert!(encoded_len(&sample.state()) < 4096);
 }
 
 #[test]
@@ -266,8 +296,13 @@ fn corrupted_records_are_rejected() {
         ),
         (
             "future version",
-            with(&|b| b[0] = 2),
-            Some(Invalid::Version(2)),
+            with(&|b| b[0] = 3),
+            Some(Invalid::Version(3)),
+        ),
+        (
+            "version 1, which stored the whole config space",
+            with(&|b| b[0] = 1),
+            Some(Invalid::Version(1)),
         ),
         (
             "unknown flag",
@@ -275,9 +310,19 @@ fn corrupted_records_are_rejected() {
             Some(Invalid::Flags(0x83)),
         ),
         (
-            "reserved set",
-            with(&|b| b[22] = 1),
-            Some(Invalid::Reserved),
+            "config stored below its header",
+            with(&|b| b[22..24].copy_from_slice(&60u16.to_le_bytes())),
+            Some(Invalid::ConfigStored(60)),
+        ),
+        (
+            "config stored beyond its size",
+            with(&|b| b[22..24].copy_from_slice(&260u16.to_le_bytes())),
+            Some(Invalid::ConfigStored(260)),
+        ),
+        (
+            "config stored in part of a dword",
+            with(&|b| b[22..24].copy_from_slice(&66u16.to_le_bytes())),
+            Some(Invalid::ConfigStored(66)),
         ),
         (
             "config size 300",

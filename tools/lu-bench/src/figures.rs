@@ -78,6 +78,8 @@ pub struct Record {
     pub model: String,
     pub record: Option<Stat>,
     pub kho: Option<Stat>,
+    /// Bytes of the virtual config space stored, of `config`.
+    pub config_stored: Option<Stat>,
     pub config: Option<Stat>,
     pub saved_state: Option<Stat>,
 }
@@ -258,6 +260,7 @@ impl Figures {
                 Record {
                     record: of(it(), "record", 1.0),
                     kho: of(it(), "kho", 1.0),
+                    config_stored: of(it(), "config_stored", 1.0),
                     config: of(it(), "config", 1.0),
                     saved_state: of(it(), "saved_state", 1.0),
                     model,

@@ -199,29 +199,35 @@ pub fn table(f: &Figures) -> String {
     if f.records.is_empty() && f.pci_tables.is_empty() {
         let _ = writeln!(o, "  no figures");
     }
-    let pci_per_device = f
-        .pci_tables
-        .iter()
-        .max_by_key(|t| t.kept)
-        .map(|t| t.kho / t.kept.max(1));
+    // The PCI table's KHO memory shared by the kept devices, with the fewest and the most.
+    let shares: Vec<(u32, u32)> = [
+        f.pci_tables.iter().min_by_key(|t| t.kept),
+        f.pci_tables.iter().max_by_key(|t| t.kept),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|t| (t.kept, t.kho / t.kept.max(1)))
+    .collect();
     for r in &f.records {
         let kho = r.kho.map(|s| s.median).unwrap_or(0.0);
-        let _ = writeln!(
+        let _ =
+            writeln!(
             o,
-            "  {}: vfio record {} bytes (config space {}, PCI state {}) in {} bytes of KHO memory",
+            "  {}: vfio record {} bytes (config space {} of {}, PCI state {}) in {} bytes of KHO \
+             memory",
             r.model,
             r.record.map_or("-".into(), |s| format!("{:.0}", s.median)),
+            r.config_stored.map_or("-".into(), |s| format!("{:.0}", s.median)),
             r.config.map_or("-".into(), |s| format!("{:.0}", s.median)),
-            r.saved_state
-                .map_or("-".into(), |s| format!("{:.0}", s.median)),
+            r.saved_state.map_or("-".into(), |s| format!("{:.0}", s.median)),
             kho,
         );
-        if let Some(pci) = pci_per_device {
+        for (kept, share) in &shares {
             let _ = writeln!(
                 o,
-                "    with its share of the PCI table: {:.0} bytes of KHO memory per device \
-                 (target <= 8192)",
-                kho + f64::from(pci)
+                "    with its share of the PCI table, {kept} kept: {:.0} bytes of KHO memory per \
+                 device (target <= 8192)",
+                kho + f64::from(*share)
             );
         }
     }

@@ -13,11 +13,11 @@ pub const COMPATIBLE: &core::ffi::CStr = c"vfio-pci-state-v1";
 
 /// The ABI version; any change to the layout bumps it.
 #[cfg(not(CONFIG_VFIO_PCI_LIVEUPDATE_NEXT_VERSION_TEST))]
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The next ABI version, which a test-only kernel writes and reads to test updates between
 /// kernels of different versions.
 #[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_NEXT_VERSION_TEST)]
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Size of the header (`struct vfio_pci_lu_ser`).
 pub const HEADER_SIZE: usize = 28;
@@ -27,6 +27,10 @@ pub const CAP_HEADER_SIZE: usize = 8;
 
 /// Dwords of the standard config header at the start of the saved state.
 pub const CONFIG_HEADER_DWORDS: usize = 16;
+
+/// The fewest bytes of the virtual config space a record stores: its standard header, which
+/// names the device.
+pub const MIN_CONFIG_STORED: usize = CONFIG_HEADER_DWORDS * 4;
 
 /// Base Address Registers of a type 0 config header, from dword 4 on.
 pub const BARS: usize = 6;
@@ -123,6 +127,9 @@ pub enum Invalid {
     Reserved,
     /// The config space size is neither 256 nor 4096.
     ConfigSize(u16),
+    /// The bytes of config space stored are fewer than its header, more than its size, or not
+    /// whole dwords.
+    ConfigStored(u16),
     /// The record is for another device than the one at its address.
     Identity,
     /// The virtual config space names another device than the header.
@@ -176,6 +183,7 @@ impl core::fmt::Display for Invalid {
             Invalid::ByteOrder => write!(f, "written by a CPU of the other byte order"),
             Invalid::Reserved => write!(f, "reserved field not zero"),
             Invalid::ConfigSize(s) => write!(f, "config space of {s} bytes"),
+            Invalid::ConfigStored(s) => write!(f, "{s} bytes of config space stored"),
             Invalid::Identity => write!(f, "record of another device"),
             Invalid::ConfigIdentity => write!(f, "config space of another device"),
             Invalid::CapSize(i) => write!(f, "capability record {i} has a bad size"),
@@ -203,6 +211,15 @@ fn config_size_ok(size: usize) -> bool {
     size == 256 || size == 4096
 }
 
+/// The bytes of `vconfig` a record stores: up to its last non-zero dword, and at least its
+/// standard header. The rest of a PCIe device's 4096 bytes is mostly zero, and storing it
+/// would double the KHO memory a record takes (KHO hands out power-of-two pages).
+pub fn config_stored(vconfig: &[u8]) -> usize {
+    let used = vconfig.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    used.next_multiple_of(4)
+        .clamp(MIN_CONFIG_STORED, vconfig.len().max(MIN_CONFIG_STORED))
+}
+
 /// Bytes the record of `state` takes.
 pub fn encoded_len<'a, C: Iterator<Item = Cap<'a>> + Clone>(state: &State<'a, C>) -> usize {
     let caps: usize = state
@@ -210,7 +227,7 @@ pub fn encoded_len<'a, C: Iterator<Item = Cap<'a>> + Clone>(state: &State<'a, C>
         .clone()
         .map(|c| CAP_HEADER_SIZE + c.data.len())
         .sum();
-    HEADER_SIZE + state.vconfig.len() + CONFIG_HEADER_DWORDS * 4 + caps + CAP_HEADER_SIZE
+    HEADER_SIZE + config_stored(state.vconfig) + CONFIG_HEADER_DWORDS * 4 + caps + CAP_HEADER_SIZE
 }
 
 /// Writes the record of `state` into `out`; returns the bytes written.
@@ -233,7 +250,8 @@ pub fn encode<'a, C: Iterator<Item = Cap<'a>> + Clone>(
     }
     let len = encoded_len(state);
     let out = out.get_mut(..len).ok_or(EncodeError::TooSmall(len))?;
-    let saved_state_size = (len - HEADER_SIZE - state.vconfig.len()) as u32;
+    let stored = config_stored(state.vconfig);
+    let saved_state_size = (len - HEADER_SIZE - stored) as u32;
     let id = &state.identity;
     let mut w = Writer { out, at: 0 };
     w.put(&VERSION.to_le_bytes());
@@ -244,9 +262,9 @@ pub fn encode<'a, C: Iterator<Item = Cap<'a>> + Clone>(
     w.put(&id.device.to_le_bytes());
     w.put(&id.class.to_le_bytes());
     w.put(&(state.vconfig.len() as u16).to_le_bytes());
-    w.put(&0u16.to_le_bytes());
+    w.put(&(stored as u16).to_le_bytes());
     w.put(&saved_state_size.to_le_bytes());
-    w.put(state.vconfig);
+    w.put(&state.vconfig[..stored]);
     for dword in state.config_header {
         w.put(&dword.to_le_bytes());
     }
@@ -279,8 +297,11 @@ pub struct Record<'a> {
     pub identity: Identity,
     /// `FLAG_*` bits.
     pub flags: u16,
-    /// The virtual config space.
+    /// The virtual config space as stored: its first bytes, at least its standard header; the
+    /// rest of its [`Record::config_size`] bytes are zero.
     pub vconfig: &'a [u8],
+    /// The size of the virtual config space: 256 or 4096 bytes.
+    pub config_size: usize,
     /// The standard config header as saved.
     pub config_header: [u32; CONFIG_HEADER_DWORDS],
     /// The capability records, end record included, all validated.
@@ -293,9 +314,9 @@ impl<'a> Record<'a> {
     /// state must: the saved state is written back to the device when it is closed, and BARs
     /// the new kernel assigned elsewhere would then be moved under other devices' resources.
     pub fn check_device(&self, bars: &[u32; BARS], config_size: usize) -> Result<(), Invalid> {
-        if self.vconfig.len() != config_size {
+        if self.config_size != config_size {
             return Err(Invalid::DeviceConfigSize {
-                recorded: self.vconfig.len(),
+                recorded: self.config_size,
                 found: config_size,
             });
         }
@@ -368,19 +389,20 @@ pub fn parse<'a>(bytes: &'a [u8], expected: &Identity) -> Result<Record<'a>, Inv
     if flags & FLAG_BIG_ENDIAN != NATIVE_ORDER {
         return Err(Invalid::ByteOrder);
     }
-    if le16(h, 22) != 0 {
-        return Err(Invalid::Reserved);
-    }
     let cfg_size = le16(h, 20);
     if !config_size_ok(cfg_size.into()) {
         return Err(Invalid::ConfigSize(cfg_size));
+    }
+    let cfg_stored = le16(h, 22);
+    if usize::from(cfg_stored) < MIN_CONFIG_STORED || cfg_stored > cfg_size || cfg_stored % 4 != 0 {
+        return Err(Invalid::ConfigStored(cfg_stored));
     }
     if identity != *expected {
         return Err(Invalid::Identity);
     }
     let saved_state_size = le32(h, 24) as usize;
     let body = &bytes[HEADER_SIZE..];
-    let vconfig = body.get(..cfg_size.into()).ok_or(Invalid::Truncated)?;
+    let vconfig = body.get(..cfg_stored.into()).ok_or(Invalid::Truncated)?;
     let class = le32(vconfig, 8) >> 8;
     if le16(vconfig, 0) != identity.vendor
         || le16(vconfig, 2) != identity.device
@@ -388,7 +410,7 @@ pub fn parse<'a>(bytes: &'a [u8], expected: &Identity) -> Result<Record<'a>, Inv
     {
         return Err(Invalid::ConfigIdentity);
     }
-    let saved = body[cfg_size.into()..]
+    let saved = body[cfg_stored.into()..]
         .get(..saved_state_size)
         .ok_or(Invalid::Truncated)?;
     let header_bytes = saved
@@ -438,6 +460,7 @@ pub fn parse<'a>(bytes: &'a [u8], expected: &Identity) -> Result<Record<'a>, Inv
         identity,
         flags,
         vconfig,
+        config_size: cfg_size.into(),
         config_header,
         caps,
     })

@@ -23,7 +23,7 @@ enum Kind {
     Version = 1,
     /// 2: the big-endian flag set.
     ByteOrder,
-    /// 3: the reserved field not zero.
+    /// 3: the reserved field of the first capability record not zero.
     Reserved,
     /// 4: a config space size no device has.
     ConfigSize,
@@ -135,9 +135,9 @@ fn corrupt(record: &mut [u8], kind: Kind) -> Option<()> {
     if record.len() < abi::HEADER_SIZE {
         return None;
     }
-    let cfg_size = usize::from(u16_at(record, 20));
+    let cfg_stored = usize::from(u16_at(record, 22));
     let saved_size = u32_at(record, 24);
-    let first_cap = abi::HEADER_SIZE + cfg_size + abi::CONFIG_HEADER_DWORDS * 4;
+    let first_cap = abi::HEADER_SIZE + cfg_stored + abi::CONFIG_HEADER_DWORDS * 4;
     let (at, bytes): (usize, [u8; 4]) = match kind {
         Kind::Version => (0, (u32_at(record, 0) + 1).to_le_bytes()),
         Kind::ByteOrder => {
@@ -145,7 +145,11 @@ fn corrupt(record: &mut [u8], kind: Kind) -> Option<()> {
             let [a, b] = flags.to_le_bytes();
             (10, [a, b, record[12], record[13]])
         }
-        Kind::Reserved => (20, [record[20], record[21], 1, 0]),
+        // The first capability record's reserved byte.
+        Kind::Reserved => {
+            let at = first_cap;
+            (at, [record[at], record[at + 1], record[at + 2], 1])
+        }
         Kind::ConfigSize => {
             let [a, b] = 512u16.to_le_bytes();
             (20, [a, b, record[22], record[23]])

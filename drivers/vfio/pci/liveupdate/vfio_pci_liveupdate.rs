@@ -283,8 +283,9 @@ fn parse_record<'a>(
 
 /// What the first open of a device takes from its validated `record`.
 fn kept_state(record: &Record<'_>) -> Result<Kept> {
-    let mut vconfig = KVec::new();
-    vconfig.extend_from_slice(record.vconfig, GFP_KERNEL)?;
+    // What the record does not store is zero.
+    let mut vconfig = KVec::from_elem(0u8, record.config_size, GFP_KERNEL)?;
+    vconfig[..record.vconfig.len()].copy_from_slice(record.vconfig);
     Ok(Kept {
         saved: saved_state_of(record)?,
         vconfig,
@@ -321,11 +322,12 @@ impl FileHandler for VfioPciHandler {
 
     fn preserve(file: &File) -> Result<Preservation<Self::Preserved>> {
         let vdev = PciCoreDevice::from_bound_cdev_file(file).ok_or(EINVAL)?;
-        let (mem, len, config_len) = with_record(vdev, |record| {
+        let (mem, len, config_len, stored) = with_record(vdev, |record| {
             let len = abi::encoded_len(record);
             let mut mem = KhoMem::alloc_preserve(len)?;
             write_record(vdev.pci_dev(), record, mem.as_bytes_mut())?;
-            Ok((mem, len, record.vconfig.len()))
+            let stored = abi::config_stored(record.vconfig);
+            Ok((mem, len, record.vconfig.len(), stored))
         })?;
         let handle = Handle::of(&mem);
         let kho_size = mem.size();
@@ -334,11 +336,12 @@ impl FileHandler for VfioPciHandler {
         vdev.pci_dev().liveupdate_preserve()?;
         dev_info!(
             vdev.pci_dev().as_ref(),
-            "preserved for Live Update: {}-byte record in {} bytes of KHO memory (config space {}, PCI state {})\n",
+            "preserved for Live Update: {}-byte record in {} bytes of KHO memory (config space {} of {} bytes, PCI state {})\n",
             len,
             kho_size,
+            stored,
             config_len,
-            len - abi::HEADER_SIZE - config_len
+            len - abi::HEADER_SIZE - stored
         );
         Ok(Preservation { handle, state })
     }
@@ -782,7 +785,11 @@ mod tests {
         assert_eq!(record.identity, identity_of(&edu));
         assert_eq!(record.identity.vendor, 0x1234);
         assert_eq!(record.flags, abi::FLAG_BUS_MASTER);
-        assert_eq!(record.vconfig, &vconfig_of(saved.as_ref())?[..]);
+        // Stored up to its last non-zero dword, given back whole.
+        let vconfig = vconfig_of(saved.as_ref())?;
+        assert_eq!(record.vconfig.len(), abi::config_stored(&vconfig));
+        assert!(record.vconfig.len() < vconfig.len());
+        assert_eq!(&kept_state(&record)?.vconfig[..], &vconfig[..]);
         assert_eq!(record.config_header, saved.as_ref().config_header());
         let rebuilt = saved_state_of(&record)?;
         assert_eq!(rebuilt.as_ref().as_bytes(), saved.as_ref().as_bytes());
@@ -848,7 +855,8 @@ mod tests {
             return Ok(());
         };
         let (saved, good) = record_of(&port)?;
-        let first_cap = abi::HEADER_SIZE + 256 + abi::CONFIG_HEADER_DWORDS * 4;
+        let stored = usize::from(u16::from_le_bytes([good[22], good[23]]));
+        let first_cap = abi::HEADER_SIZE + stored + abi::CONFIG_HEADER_DWORDS * 4;
         let end = good.len() - abi::CAP_HEADER_SIZE;
         let corrupt = |at: usize, bytes: &[u8]| -> Result<KVec<u8>> {
             let mut bad = KVec::new();
@@ -856,13 +864,16 @@ mod tests {
             bad[at..at + bytes.len()].copy_from_slice(bytes);
             Ok(bad)
         };
-        let saved_size = u32::try_from(good.len() - abi::HEADER_SIZE - 256)?;
+        let saved_size = u32::try_from(good.len() - abi::HEADER_SIZE - stored)?;
         let vconfig = abi::HEADER_SIZE;
-        let cases: [(usize, &[u8], Invalid); 14] = [
-            (0, &2u32.to_le_bytes(), Invalid::Version(2)),
+        let next = abi::VERSION + 1;
+        let cases: [(usize, &[u8], Invalid); 16] = [
+            (0, &next.to_le_bytes(), Invalid::Version(next)),
             (10, &0x81u16.to_le_bytes(), Invalid::Flags(0x81)),
             (10, &0x05u16.to_le_bytes(), Invalid::ByteOrder),
-            (22, &1u16.to_le_bytes(), Invalid::Reserved),
+            (22, &60u16.to_le_bytes(), Invalid::ConfigStored(60)),
+            (22, &66u16.to_le_bytes(), Invalid::ConfigStored(66)),
+            (22, &260u16.to_le_bytes(), Invalid::ConfigStored(260)),
             (20, &512u16.to_le_bytes(), Invalid::ConfigSize(512)),
             (8, &0x0100u16.to_le_bytes(), Invalid::Identity),
             (16, &0u32.to_le_bytes(), Invalid::Identity),

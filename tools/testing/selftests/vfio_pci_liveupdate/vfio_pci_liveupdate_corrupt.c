@@ -36,8 +36,11 @@
 #define TOKEN			0x7f40
 #define PCI_KNOB		"/sys/kernel/debug/pci_liveupdate/corrupt_handover"
 #define VFIO_KNOB		"/sys/kernel/debug/vfio_pci_liveupdate/corrupt_records"
-/* An igb's record: 4096 bytes of config space and its PCI state, in 2 pages. */
-#define RECORD_KIB		8
+/*
+ * An igb's record: its config space up to the last non-zero dword (of 4096
+ * bytes) and its PCI state, in one page.
+ */
+#define RECORD_KIB		4
 /* LUO's own record of a session's files: one page. */
 #define SESSION_KIB		4
 
@@ -52,7 +55,7 @@ static const char *pci(int i)
 
 /* What the next kernel says about the vfio-pci record of device i (kind i). */
 static const char *const vfio_rejected[DEVICES] = {
-	[1] = "record rejected: ABI version 2, this kernel reads 1",
+	[1] = "record rejected: ABI version 3, this kernel reads 2",
 	[2] = "rejecting the preserved vfio-pci state: written by a CPU of the other byte order",
 	[3] = "rejecting the preserved vfio-pci state: reserved field not zero",
 	[4] = "rejecting the preserved vfio-pci state: config space of 512 bytes",

@@ -40,7 +40,7 @@
 #define TEST_RLPML		0x1234
 
 /* The version each kernel of the scenario writes and reads, per record. */
-#define VFIO_VERSION		1
+#define VFIO_VERSION		2
 #define PCI_VERSION		2
 
 static bool pci_kind;

@@ -12,9 +12,10 @@
 //! ```
 //!
 //! `ready` (P1): of each model's devices, the first third is kept, the second opened cold (with
-//! vfio-pci's reset), the last opened cold with resets turned off (the floor: opening and binding
-//! without a reset), in the same boot. `scale` (P2): all devices are kept (`keep`) or none (`drop`, the devices
-//! stay open through the kexec as with a VMM that does not use Live Update).
+//! vfio-pci's reset), the last opened cold with resets turned off (the floor: opening and
+//! binding without a reset), in the same boot. `scale` (P2): all devices are kept (`keep`) or
+//! none (`drop`: the devices stay open through the kexec, as with a VMM that does not use Live
+//! Update).
 //!
 //! Figures are `# report: bench FIGURE key=value...` lines, which the runner gathers into the
 //! scenario's report; `lu-mark: bench: ...` lines in the kernel log put the update's steps on
@@ -93,8 +94,8 @@ fn logged_numbers(prefix: &str) -> Option<Vec<u64>> {
 fn memory_figures(kept: &[Usable]) {
     for usable in kept {
         let prefix = format!("{}: preserved for Live Update: ", usable.found.address);
-        // "N-byte record in M bytes of KHO memory (config space C, PCI state S)"
-        if let Some([record, kho, config, saved, ..]) = logged_numbers(&prefix).as_deref() {
+        // "N-byte record in M bytes of KHO memory (config space S of C bytes, PCI state P)"
+        if let Some([record, kho, stored, config, saved, ..]) = logged_numbers(&prefix).as_deref() {
             figure(
                 "memory",
                 &[
@@ -102,6 +103,7 @@ fn memory_figures(kept: &[Usable]) {
                     ("device", usable.found.address.clone()),
                     ("record", record.to_string()),
                     ("kho", kho.to_string()),
+                    ("config_stored", stored.to_string()),
                     ("config", config.to_string()),
                     ("saved_state", saved.to_string()),
                 ],
@@ -185,8 +187,8 @@ fn hold_until_kexec(tap: &Tap, keep: Vec<Box<dyn std::any::Any>>) -> ExitCode {
     code
 }
 
-/// Opens every device in `found` cold (`path`), checking each was reset; figures under
-/// `figure_name` unless `None`.
+/// Opens every device in `found` cold (`path`), timed; figures under `figure_name` unless
+/// `None`.
 fn open_all_cold(
     tap: &mut Tap,
     found: &[Found],
