@@ -2,7 +2,7 @@
 /*
  * The registers of QEMU's igb (Intel 82576) the vfio-pci Live Update
  * selftests use through BAR 0 of a bound device file: one whose reset shows,
- * MSI-X raising, and receive DMA.
+ * MSI-X raising, and receive DMA; and the size of its Live Update record.
  */
 #ifndef VFIO_LU_IGB_H
 #define VFIO_LU_IGB_H
@@ -16,6 +16,12 @@
  */
 #define IGB_RLPML		0x5004
 #define IGB_RLPML_RESET		0x2600
+
+/*
+ * The KHO memory of an igb's vfio-pci Live Update record: its config space up
+ * to the last non-zero dword (of 4096 bytes) and its PCI state fit one page.
+ */
+#define IGB_RECORD_KIB		4
 
 /* In MSI-X mode, setting a bit of EICS raises that vector. */
 #define IGB_GPIE		0x1514

@@ -36,11 +36,6 @@
 #define TOKEN			0x7f40
 #define PCI_KNOB		"/sys/kernel/debug/pci_liveupdate/corrupt_handover"
 #define VFIO_KNOB		"/sys/kernel/debug/vfio_pci_liveupdate/corrupt_records"
-/*
- * An igb's record: its config space up to the last non-zero dword (of 4096
- * bytes) and its PCI state, in one page.
- */
-#define RECORD_KIB		4
 /* LUO's own record of a session's files: one page. */
 #define SESSION_KIB		4
 
@@ -168,7 +163,7 @@ static void run_stage_2(int luo_fd)
 	ksft_test_result(luo_session_finish(session_fd) == 0, "finish the session\n");
 	after_kib = mem_total_kib();
 	ksft_test_result(before_kib > 0 &&
-			 after_kib - before_kib >= DEVICES * RECORD_KIB + SESSION_KIB,
+			 after_kib - before_kib >= DEVICES * IGB_RECORD_KIB + SESSION_KIB,
 			 "the KHO memory of the %d records, refused or taken, was restored (MemTotal +%ld KiB)\n",
 			 DEVICES, after_kib - before_kib);
 

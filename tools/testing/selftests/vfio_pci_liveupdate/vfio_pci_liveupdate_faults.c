@@ -62,8 +62,6 @@
 #define TEST_RLPML		0x1234
 #define PCI_INTERRUPT_LINE	0x3c
 #define MSIX			VFIO_PCI_MSIX_IRQ_INDEX
-/* An igb's record: 4096 bytes of config space and its PCI state, in 2 pages. */
-#define RECORD_KIB		8
 /* LUO's own record of a session's files: one page. */
 #define SESSION_KIB		4
 /* Beyond this many allocations a loop is taken to never end. */
@@ -441,7 +439,7 @@ static void run_stage_2(int luo_fd)
 	after_kib = mem_total_kib();
 	/* Two sessions. */
 	ksft_test_result(before_kib > 0 &&
-			 after_kib - before_kib >= DEVICES * RECORD_KIB + 2 * SESSION_KIB,
+			 after_kib - before_kib >= DEVICES * IGB_RECORD_KIB + 2 * SESSION_KIB,
 			 "the KHO memory of the %d records was restored (MemTotal +%ld KiB)\n",
 			 DEVICES, after_kib - before_kib);
 	check_leaks();
