@@ -15,8 +15,8 @@
 #   P5      the make test runs scripts/test.sh recorded on this machine
 #
 # Every figure is a median with its minimum and maximum over the runs. The
-# report (scripts' lu-bench-report) prints a table with the targets beside
-# the figures, and writes $LU_CACHE/bench/bench.json and scaling.svg. A
+# report (lu-bench-report, tools/lu-bench) prints a table with the targets
+# beside the figures, and writes $LU_CACHE/bench/bench.json and scaling.svg. A
 # benchmark never fails on a number; it fails when a run failed its checks
 # (a kept device not kept, a cold one not reset) or a build failed.
 set -uo pipefail
