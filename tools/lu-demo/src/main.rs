@@ -22,7 +22,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -200,13 +200,7 @@ fn pattern() -> Vec<u8> {
 }
 
 fn memfd_with(data: &[u8]) -> Result<OwnedFd> {
-    // SAFETY: a valid NUL-terminated name; the call has no other preconditions.
-    let fd = unsafe { libc::memfd_create(c"lu-demo-state".as_ptr(), 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut file = guest::memfd(c"lu-demo-state").map_err(|e| e.to_string())?;
     file.write_all(data).map_err(|e| e.to_string())?;
     Ok(file.into())
 }

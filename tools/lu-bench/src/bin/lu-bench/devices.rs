@@ -3,7 +3,7 @@
 //! to iommufd, an IOAS, and guest memory in a memfd mapped at a fixed IOVA.
 
 use std::fs;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use liveupdate::{DmaBuffer, Iommufd, Session, VfioDevice, CONFIG_REGION};
@@ -168,13 +168,7 @@ fn err(e: liveupdate::Error) -> String {
 }
 
 fn memfd(len: usize) -> Result<OwnedFd> {
-    // SAFETY: a valid NUL-terminated name; the call has no other preconditions.
-    let fd = unsafe { libc::memfd_create(c"lu-bench-guest-memory".as_ptr(), 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    // SAFETY: a new descriptor that nothing else owns.
-    let file = unsafe { fs::File::from_raw_fd(fd) };
+    let file = guest::memfd(c"lu-bench-guest-memory").map_err(|e| e.to_string())?;
     file.set_len(len as u64).map_err(|e| e.to_string())?;
     Ok(file.into())
 }
