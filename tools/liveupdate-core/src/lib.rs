@@ -2,10 +2,11 @@
 //! The pure logic of the Live Update support, compiled for the host.
 //!
 //! The kernel compiles the very same files (`drivers/pci/liveupdate/{abi,table}.rs`,
-//! `drivers/vfio/pci/liveupdate/abi.rs`); this crate only adds the `Vec` storage, so the ABI
-//! codecs, the device table and the validators of handed-over state are unit- and
-//! property-tested with `cargo test`.
+//! `drivers/vfio/pci/liveupdate/abi.rs`, `drivers/iommu/intel/liveupdate/*.rs`); this crate
+//! only adds the `Vec` storage, so the ABI codecs, the device table, the VT-d handover tables
+//! and the validators of handed-over state are unit- and property-tested with `cargo test`.
 
+pub mod intel_iommu;
 pub mod pci;
 pub mod vfio_pci;
 
