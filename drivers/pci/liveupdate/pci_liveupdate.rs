@@ -573,6 +573,10 @@ fn finish(dev: &pci::Device) -> Result {
 /// incoming, bus mastering off, reset. It stops being incoming first, as bus resets of incoming
 /// devices are refused.
 fn release(dev: &pci::Device) -> Result {
+    // A bridge is finished with the devices below it, never on its own.
+    if dev.is_bridge() {
+        return Err(EINVAL);
+    }
     finish(dev)?;
     reset_released(dev)
 }
