@@ -131,6 +131,11 @@ static inline bool pci_liveupdate_blocks_reset(struct pci_dev *dev)
 
 #endif /* CONFIG_PCI_LIVEUPDATE */
 
+#ifdef CONFIG_INTEL_IOMMU_LIVEUPDATE
+/* In <linux/intel_iommu_liveupdate.h>, which is not needed otherwise. */
+bool intel_iommu_liveupdate_translates(struct pci_dev *dev);
+#endif
+
 /**
  * pci_liveupdate_translation_continues - Whether @dev's DMA stays translated by
  *					  the IOMMU across the kexec
@@ -140,16 +145,20 @@ static inline bool pci_liveupdate_blocks_reset(struct pci_dev *dev)
  * off until its IOMMU driver starts: a device that masters the bus meanwhile
  * reaches any host memory. So the kexec shutdown clears bus mastering of
  * every device, except one whose translation provably continues into the
- * next kernel. No IOMMU driver hands its translation over yet, so that is no
- * device, preserved or not: a preserved device is quiesced like any other,
- * not reset, and gets bus mastering back in the next kernel once its user
- * has an IOMMU domain for it again.
+ * next kernel: a device kept across a Live Update whose VT-d translation is
+ * handed over (CONFIG_INTEL_IOMMU_LIVEUPDATE), and the bridges above it. Any
+ * other preserved device is quiesced, not reset, and gets bus mastering back
+ * in the next kernel once its user has an IOMMU domain for it again.
  *
- * Return: false.
+ * Return: whether the kexec leaves bus mastering on.
  */
 static inline bool pci_liveupdate_translation_continues(struct pci_dev *dev)
 {
+#ifdef CONFIG_INTEL_IOMMU_LIVEUPDATE
+	return intel_iommu_liveupdate_translates(dev);
+#else
 	return false;
+#endif
 }
 
 #endif /* _LINUX_PCI_LIVEUPDATE_H */

@@ -63,6 +63,28 @@ impl Direction for Incoming {
     }
 }
 
+/// Whether this kernel was booted by a kexec that handed memory over through KHO.
+pub fn is_kho_boot() -> bool {
+    // SAFETY: The function only reads KHO's state.
+    unsafe { bindings::is_kho_boot() }
+}
+
+/// Whether this kernel preserves 2^`order` pages at `phys` for the next kernel.
+#[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+pub fn is_preserved(phys: u64, order: u32) -> bool {
+    // SAFETY: The function only looks the address up in KHO's tracker of preservations.
+    unsafe { bindings::kho_is_preserved(phys, order) }
+}
+
+/// Whether a preservation of 2^`order` pages, handed over by the previous kernel and not
+/// restored yet, starts at `phys`.
+pub fn is_handed_over(phys: u64, order: u32) -> bool {
+    // SAFETY: `kho_preserved_order()` only looks at the `struct page` of `phys`, if any, and
+    // may be called with any address.
+    let found = unsafe { bindings::kho_preserved_order(phys) };
+    u32::try_from(found).is_ok_and(|o| o == order)
+}
+
 /// Physically contiguous memory preserved across kexec with KHO.
 ///
 /// `KhoMem<Outgoing>` is allocated and preserved by this kernel; dropping it unpreserves and

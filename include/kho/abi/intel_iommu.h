@@ -47,7 +47,7 @@
 /**
  * struct intel_iommu_lu_ser - The header of the record.
  * @version:    INTEL_IOMMU_LU_VERSION of the kernel that wrote it.
- * @nr_units:   Units whose translation continues; at least one.
+ * @nr_units:   Units whose translation continues; 0 when none does.
  * @nr_devices: Kept devices over all units.
  * @tables:     Physical address of the list of handed-over table pages.
  */

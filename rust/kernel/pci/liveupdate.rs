@@ -59,6 +59,23 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { bindings::pci_liveupdate_unfreeze(self.as_raw()) };
     }
 
+    /// For a device frozen for the kexec: hands the IOMMU translation of its DMA over to the
+    /// next kernel when it can, so that its bus mastering stays on through the kexec; when
+    /// it cannot (it maps memory that is not kept, its unit is not VT-d in legacy mode), says
+    /// why, and the device is quiesced at the kexec. Fails only with `ENOMEM`.
+    #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+    pub fn liveupdate_freeze_translation(&self) -> Result {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        to_result(unsafe { bindings::intel_iommu_liveupdate_freeze(self.as_raw()) })
+    }
+
+    /// Undoes [`Device::liveupdate_freeze_translation`] when the kexec is cancelled.
+    #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+    pub fn liveupdate_unfreeze_translation(&self) {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        unsafe { bindings::intel_iommu_liveupdate_unfreeze(self.as_raw()) };
+    }
+
     /// Whether the previous kernel preserved this device and it is not finished yet.
     pub fn liveupdate_is_incoming(&self) -> bool {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
@@ -78,8 +95,9 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     /// The driver gives the incoming device, whose state it does not take back, to the normal
     /// path: it stops being incoming, its bus mastering is cleared and it is reset.
     ///
-    /// Fails with `ENOENT` when the device is not incoming; the error of the reset otherwise,
-    /// the device no longer incoming and without bus mastering all the same.
+    /// Fails with `EINVAL` for a bridge, `ENOENT` when the device is not incoming; the error
+    /// of the reset otherwise, the device no longer incoming and without bus mastering all the
+    /// same.
     pub fn liveupdate_release(&self) -> Result {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
         to_result(unsafe { bindings::pci_liveupdate_release(self.as_raw()) })

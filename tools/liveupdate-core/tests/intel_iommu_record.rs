@@ -117,6 +117,12 @@ fn corrupt_records_are_rejected() {
     let dev0 = HEADER_SIZE + 2 * UNIT_SIZE;
     assert_eq!(check(&|b| b[0] = 2), Some(Invalid::Version(2)));
     assert_eq!(check(&|b| b[4] = 0), Some(Invalid::Counts));
+    // No unit and no device: nothing handed over, and that is a record too.
+    assert!(check(&|b| {
+        b[4..8].fill(0);
+        b[HEADER_SIZE..].fill(0);
+    })
+    .is_none());
     // A third unit read from the devices' bytes.
     assert_eq!(check(&|b| b[4] = 3), Some(Invalid::UnitAddress(2)));
     assert_eq!(check(&|b| b[6] = 5), Some(Invalid::Counts));

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use liveupdate_core::intel_iommu::kept::{chunk_at, Chunk, KeptMemory, Preservations};
 use liveupdate_core::intel_iommu::tables::{
     build_unit, validate_unit, BuildError, HandedOver, Invalid, KeptDevice, NewTables, TableMemory,
-    ENTRIES, SL_ADDRESS, SL_READ, SL_SNOOP, SL_SUPERPAGE, SL_WRITE,
+    Unkept, ENTRIES, SL_ADDRESS, SL_READ, SL_SNOOP, SL_SUPERPAGE, SL_WRITE,
 };
 use proptest::prelude::*;
 
@@ -46,11 +46,13 @@ impl TableMemory for Memory {
 }
 
 impl NewTables for Memory {
-    fn alloc(&mut self) -> Option<u64> {
+    type Page = u64;
+
+    fn alloc(&mut self) -> Option<(u64, u64)> {
         let page = self.next;
         self.next += PAGE;
         self.pages.insert(page, [0; ENTRIES]);
-        Some(page)
+        Some((page, page))
     }
 
     fn set(&mut self, page: u64, index: usize, entry: u64) {
@@ -66,7 +68,7 @@ struct LiveDomain {
 impl LiveDomain {
     fn new(mem: &mut Memory) -> Self {
         LiveDomain {
-            top: mem.alloc().unwrap(),
+            top: mem.alloc().unwrap().0,
         }
     }
 
@@ -81,7 +83,7 @@ impl LiveDomain {
             page = if entry & SL_ADDRESS != 0 {
                 entry & SL_ADDRESS
             } else {
-                let child = mem.alloc().unwrap();
+                let child = mem.alloc().unwrap().0;
                 mem.set(page, index, child | SL_READ | SL_WRITE | 1 << 8);
                 child
             };
@@ -251,12 +253,12 @@ fn a_mapping_of_memory_not_kept_refuses_the_handover() {
     let err = build(&mut s).err().unwrap();
     assert_eq!(
         err,
-        BuildError::NotKept {
+        BuildError::NotKept(Unkept {
             bdf: 0x0200,
             iova: 0x20_0000,
             phys: 0x7000_0000,
             size: PAGE
-        }
+        })
     );
     assert_eq!(
         err.to_string(),
@@ -268,7 +270,7 @@ fn a_mapping_of_memory_not_kept_refuses_the_handover() {
     s.preserved.0.insert((HUGE, 8));
     assert!(matches!(
         build(&mut s),
-        Err(BuildError::NotKept { size: MIB2, .. })
+        Err(BuildError::NotKept(Unkept { size: MIB2, .. }))
     ));
 }
 
@@ -288,6 +290,12 @@ fn untranslated_and_inconsistent_devices_are_refused() {
         KeptDevice::from_live(0x0100, [top | 1, 1 << 8 | 5]),
         Err(BuildError::Malformed(0x0100))
     );
+    // A domain that maps nothing: nothing to hand over.
+    let mut s = scene();
+    let empty = LiveDomain::new(&mut s.live);
+    s.devices
+        .push(KeptDevice::from_live(0x0300, live_context(empty.top, 3, 0)).unwrap());
+    assert_eq!(build(&mut s).err(), Some(BuildError::NothingMapped(0x0300)));
     // One domain id, two page tables.
     let mut s = scene();
     s.devices[2].domain_id = 1;
@@ -335,12 +343,12 @@ fn tampered_tables_are_rejected() {
             let p = leaf_page(m);
             m.set(p, leaf_index, 0x7000_0000 | SL_READ | SL_WRITE);
         }),
-        Err(Invalid::NotKept {
+        Err(Invalid::NotKept(Unkept {
             bdf: 0x0200,
             iova: 0xfee0_0000 - PAGE,
             phys: 0x7000_0000,
             size: PAGE
-        })
+        }))
     );
     // A bit the outgoing kernel never writes.
     assert!(matches!(

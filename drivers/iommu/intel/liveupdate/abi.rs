@@ -185,7 +185,7 @@ impl<'a> Record<'a> {
             nr_devices: usize::from(u16_at(bytes, 6)),
             tables: u64_at(bytes, 8),
         };
-        if record.nr_units == 0 || !fits(record.nr_units, record.nr_devices) {
+        if !fits(record.nr_units, record.nr_devices) {
             return Err(Invalid::Counts);
         }
         let mut counted = 0;

@@ -142,10 +142,39 @@ pub trait TableMemory {
 
 /// Writes the handover tables.
 pub trait NewTables {
-    /// A new page of zeros, by physical address; `None` when out of memory.
-    fn alloc(&mut self) -> Option<u64>;
-    /// Sets entry `index` of `page`, a page from [`NewTables::alloc`].
-    fn set(&mut self, page: u64, index: usize, entry: u64);
+    /// Names a page this writer handed out.
+    type Page: Copy;
+    /// A new page of zeros and its physical address; `None` when out of memory.
+    fn alloc(&mut self) -> Option<(Self::Page, u64)>;
+    /// Sets entry `index` of `page`.
+    fn set(&mut self, page: Self::Page, index: usize, entry: u64);
+}
+
+/// A mapping of `size` bytes at `iova` of the device `bdf` to `phys`, not all of which is
+/// kept memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unkept {
+    /// The device.
+    pub bdf: u16,
+    /// The I/O virtual address of the mapping.
+    pub iova: u64,
+    /// Where it points.
+    pub phys: u64,
+    /// How many bytes it maps.
+    pub size: u64,
+}
+
+impl core::fmt::Display for Unkept {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}: IOVA {:#x} maps {:#x} bytes at {:#x}, memory that is not kept",
+            DisplayBdf(self.bdf),
+            self.iova,
+            self.size,
+            self.phys
+        )
+    }
 }
 
 /// Why the handover tables of a unit could not be built.
@@ -161,17 +190,11 @@ pub enum BuildError {
     Unreadable(u16),
     /// Two kept devices carry one domain id with different page tables.
     DomainMismatch(u16),
-    /// The device maps `size` bytes at `iova` to `phys`, not all of which is kept memory.
-    NotKept {
-        /// The device.
-        bdf: u16,
-        /// The I/O virtual address of the mapping.
-        iova: u64,
-        /// Where it points.
-        phys: u64,
-        /// How many bytes it maps.
-        size: u64,
-    },
+    /// The device's domain maps nothing: it does no DMA, and its bus mastering may as well
+    /// be cleared.
+    NothingMapped(u16),
+    /// A mapping of the device points at memory that is not kept.
+    NotKept(Unkept),
     /// No memory for a new table page.
     OutOfMemory,
 }
@@ -198,16 +221,10 @@ impl core::fmt::Display for BuildError {
                 "{}: its domain id names other page tables",
                 DisplayBdf(*b)
             ),
-            BuildError::NotKept {
-                bdf,
-                iova,
-                phys,
-                size,
-            } => write!(
-                f,
-                "{}: IOVA {iova:#x} maps {size:#x} bytes at {phys:#x}, memory that is not kept",
-                DisplayBdf(*bdf)
-            ),
+            BuildError::NothingMapped(b) => {
+                write!(f, "{}: its domain maps nothing", DisplayBdf(*b))
+            }
+            BuildError::NotKept(mapping) => mapping.fmt(f),
             BuildError::OutOfMemory => write!(f, "out of memory for the handover tables"),
         }
     }
@@ -237,25 +254,27 @@ pub fn build_unit(
             }
         }
     }
-    let root = new.alloc().ok_or(BuildError::OutOfMemory)?;
-    let mut context: Option<(u16, u64)> = None;
+    let (root, root_phys) = new.alloc().ok_or(BuildError::OutOfMemory)?;
+    let mut context = None;
     for i in 0..devices.len() {
         let dev = devices[i];
         // Devices of one domain share its copy, made for the first of them.
         let pgtable = match devices[..i].iter().find(|d| d.domain_id == dev.domain_id) {
             Some(first) => first.pgtable,
             None => {
-                let copy = new.alloc().ok_or(BuildError::OutOfMemory)?;
-                copy_table(dev.bdf, dev.pgtable, copy, dev.levels, 0, live, new, kept)?;
-                copy
+                let (copy, phys) = new.alloc().ok_or(BuildError::OutOfMemory)?;
+                if copy_table(dev.bdf, dev.pgtable, copy, dev.levels, 0, live, new, kept)? == 0 {
+                    return Err(BuildError::NothingMapped(dev.bdf));
+                }
+                phys
             }
         };
         let bus = dev.bdf >> 8;
         let table = match context {
             Some((b, table)) if b == bus => table,
             _ => {
-                let table = new.alloc().ok_or(BuildError::OutOfMemory)?;
-                new.set(root, usize::from(bus) * 2, table | PRESENT);
+                let (table, phys) = new.alloc().ok_or(BuildError::OutOfMemory)?;
+                new.set(root, usize::from(bus) * 2, phys | PRESENT);
                 context = Some((bus, table));
                 table
             }
@@ -266,23 +285,24 @@ pub fn build_unit(
         new.set(table, devfn * 2, lo);
         new.set(table, devfn * 2 + 1, hi);
     }
-    Ok(root)
+    Ok(root_phys)
 }
 
 /// Copies the live table page `from` at `level` into the new page `to`; `base` is the IOVA
-/// the page starts at.
+/// the page starts at. The number of mappings copied.
 #[allow(clippy::too_many_arguments)]
-fn copy_table(
+fn copy_table<N: NewTables>(
     bdf: u16,
     from: u64,
-    to: u64,
+    to: N::Page,
     level: u8,
     base: u64,
     live: &impl TableMemory,
-    new: &mut impl NewTables,
+    new: &mut N,
     kept: &mut KeptMemory<'_, impl Preservations>,
-) -> Result<(), BuildError> {
+) -> Result<usize, BuildError> {
     let size = level_size(level);
+    let mut mappings = 0;
     for index in 0..ENTRIES {
         let entry = live.entry(from, index).ok_or(BuildError::Unreadable(bdf))?;
         if entry & (SL_READ | SL_WRITE) == 0 {
@@ -295,21 +315,22 @@ fn copy_table(
                 return Err(BuildError::Malformed(bdf));
             }
             if !kept.is_kept(addr, size) {
-                return Err(BuildError::NotKept {
+                return Err(BuildError::NotKept(Unkept {
                     bdf,
                     iova,
                     phys: addr,
                     size,
-                });
+                }));
             }
             new.set(to, index, entry & leaf_bits(level));
+            mappings += 1;
         } else {
-            let child = new.alloc().ok_or(BuildError::OutOfMemory)?;
-            new.set(to, index, child | SL_READ | SL_WRITE);
-            copy_table(bdf, addr, child, level - 1, iova, live, new, kept)?;
+            let (child, phys) = new.alloc().ok_or(BuildError::OutOfMemory)?;
+            new.set(to, index, phys | SL_READ | SL_WRITE);
+            mappings += copy_table(bdf, addr, child, level - 1, iova, live, new, kept)?;
         }
     }
-    Ok(())
+    Ok(mappings)
 }
 
 /// Why handed-over tables were rejected.
@@ -332,17 +353,8 @@ pub enum Invalid {
         /// The first I/O virtual address the entry maps.
         iova: u64,
     },
-    /// The device maps `size` bytes at `iova` to `phys`, not all of which is kept memory.
-    NotKept {
-        /// The device.
-        bdf: u16,
-        /// The I/O virtual address of the mapping.
-        iova: u64,
-        /// Where it points.
-        phys: u64,
-        /// How many bytes it maps.
-        size: u64,
-    },
+    /// A mapping of the device points at memory that is not kept.
+    NotKept(Unkept),
     /// A page the record lists is not reached from the tables.
     Unreached(u64),
     /// The list of pages is not in ascending order, or lists an address that is no page.
@@ -360,16 +372,7 @@ impl core::fmt::Display for Invalid {
             Invalid::PageTableEntry { bdf, iova } => {
                 write!(f, "{}: bad page table entry at IOVA {iova:#x}", dev(bdf))
             }
-            Invalid::NotKept {
-                bdf,
-                iova,
-                phys,
-                size,
-            } => write!(
-                f,
-                "{}: IOVA {iova:#x} maps {size:#x} bytes at {phys:#x}, memory that is not kept",
-                dev(bdf)
-            ),
+            Invalid::NotKept(mapping) => mapping.fmt(f),
             Invalid::Unreached(p) => write!(f, "table page {p:#x} handed over but not in use"),
             Invalid::PageList => write!(f, "list of table pages out of order"),
         }
@@ -394,11 +397,12 @@ pub struct HandedOver<'a> {
 
 impl<'a> HandedOver<'a> {
     /// The pages at `pages`, listed in ascending order as the record lists them; `reached`
-    /// has one flag per page, all false.
+    /// has one flag per page: all false at first, as the previous unit's validation left
+    /// them for the next unit.
     pub fn new(pages: &'a [u64], reached: &'a mut [bool]) -> Result<Self, Invalid> {
         let ascending = pages.windows(2).all(|w| w[0] < w[1]);
         let aligned = pages.iter().all(|p| *p != 0 && p & 0xfff == 0);
-        if !ascending || !aligned || reached.len() != pages.len() || reached.iter().any(|r| *r) {
+        if !ascending || !aligned || reached.len() != pages.len() {
             return Err(Invalid::PageList);
         }
         Ok(Self { pages, reached })
@@ -521,12 +525,12 @@ fn validate_table(
                 return Err(bad);
             }
             if !kept.is_kept(addr, size) {
-                return Err(Invalid::NotKept {
+                return Err(Invalid::NotKept(Unkept {
                     bdf,
                     iova,
                     phys: addr,
                     size,
-                });
+                }));
             }
         } else {
             if entry != addr | SL_READ | SL_WRITE {

@@ -380,6 +380,9 @@ impl FileHandler for VfioPciHandler {
                 Ok(())
             })
         });
+        // Last: once handed over, the translation is what the kexec leaves bus mastering on for.
+        #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+        let frozen = frozen.and_then(|()| dev.liveupdate_freeze_translation());
         if let Err(e) = frozen {
             dev.liveupdate_unfreeze();
             thaw(vdev);
@@ -390,6 +393,8 @@ impl FileHandler for VfioPciHandler {
 
     fn unfreeze(file: &File, _state: Pin<&Mutex<KhoMem<Outgoing>>>, _handle: Handle) {
         if let Some(vdev) = PciCoreDevice::from_bound_cdev_file(file) {
+            #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+            vdev.pci_dev().liveupdate_unfreeze_translation();
             vdev.pci_dev().liveupdate_unfreeze();
             thaw(vdev);
             dev_info!(
@@ -723,6 +728,8 @@ impl kernel::InPlaceModule for VfioPciLiveupdate {
             }
             #[cfg(CONFIG_VFIO_PCI_LIVEUPDATE_CORRUPT_TEST)]
             corrupt::init()?;
+            #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+            kernel::iommu::vtd::register_flb(&this.handler)?;
             pci::liveupdate::register_flb(&this.handler)
         })
     }
