@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -262,6 +263,32 @@ static inline void start_stage_2(int state_session_fd, int token, int plan)
 		fail_exit("expected stage 2, state says %d", stage);
 	if (open_iommufd_ioas())
 		fail_exit("iommufd and IOAS");
+}
+
+/*
+ * Enters the stage -s names of a test of more than two stages, after
+ * checking that the state file (token @token of session @state_session, in
+ * every stage after the first) names it too; exits otherwise. LUO's fd in
+ * @luo_fd, the state session's in @state_fd (-1 in stage 1). Returns the
+ * stage.
+ */
+static inline int enter_stage(int argc, char *argv[], const char *state_session, int token,
+			      int *luo_fd, int *state_fd)
+{
+	int stage = 0, detected = 1, opt;
+
+	while ((opt = getopt(argc, argv, "s:")) != -1)
+		if (opt == 's')
+			stage = atoi(optarg);
+	*luo_fd = luo_open_device();
+	if (*luo_fd < 0)
+		ksft_exit_skip("no %s\n", LUO_DEVICE);
+	*state_fd = luo_retrieve_session(*luo_fd, state_session);
+	if (*state_fd >= 0)
+		restore_and_read_stage(*state_fd, token, &detected);
+	if (stage != detected)
+		ksft_exit_fail_msg("asked for stage %d, the state says %d\n", stage, detected);
+	return stage;
 }
 
 #endif /* VFIO_LU_DEVICE_H */

@@ -13,35 +13,36 @@
  * is; the descriptor ring itself is mapped at an IOVA equal to its physical
  * address, so that the device finds it whether or not its DMA is
  * translated. Both pages are in memfds preserved across the kexec, so the
- * next kernel neither reuses them nor moves them.
+ * next kernel neither reuses them nor moves them. The IOAS also maps guest
+ * memory that is not kept (anonymous memory), so the device's translation
+ * cannot be handed over to the next kernel (vfio_pci_liveupdate_dma_kept
+ * tests the device whose translation is): its DMA must stop at the kexec.
  *
- * The kexec switches IOMMU translation off, and the next kernel boots with
- * it off until its IOMMU driver starts. A device still allowed to master
- * the bus writes the frames it receives in that window straight into the
- * page. Stage 2 checks that it did not: the page is byte for byte as stage
- * 1 filled it. It then checks that the device is idle until the VMM has an
- * IOMMU domain again: bus mastering is off, no descriptor is written back,
- * binding the retrieved file changes nothing; and that attaching an IOAS in
- * which the VMM mapped the ring and fresh buffers gives bus mastering back,
- * after which frames land whole in those buffers and still nowhere else,
- * and that the device was not reset (RLPML kept its value).
+ * The kexec switches IOMMU translation off for it, and the next kernel
+ * boots with it off until its IOMMU driver starts. A device still allowed
+ * to master the bus writes the frames it receives in that window straight
+ * into the page. Stage 2 checks that it did not: the page is byte for byte
+ * as stage 1 filled it. It then checks that the device is idle until the
+ * VMM has an IOMMU domain again: bus mastering is off, no descriptor is
+ * written back, binding the retrieved file changes nothing; and that
+ * attaching an IOAS in which the VMM mapped the ring and fresh buffers gives
+ * bus mastering back, after which frames land whole in those buffers and
+ * still nowhere else, and that the device was not reset (RLPML kept its
+ * value).
  *
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-safety.toml for the
  * machine.
  */
 
-#include <stdlib.h>
-#include <sys/mman.h>
 #include <libliveupdate.h>
-#include "igb.h"
+#include "rx.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
 #define TEST_RLPML		0x1234
-#define FILL			0xa5
 #define DATA_IOVA		0x100000000ULL	/* above the machine's RAM */
 #define DATA_BUFS		32
-#define FRAME_MAGIC		"LU-TRAFFIC"
-#define ETH_HLEN		14
+/* The guest's other memory, not kept: the device's DMA cannot go on. */
+#define GUEST_IOVA		0x200000000ULL
 
 #define SESSION			"vfio-pci-lu-dma"
 #define DEVICE_TOKEN		0x7f50
@@ -57,91 +58,26 @@ struct plan {
 	__u64 target_phys;
 };
 
-static long page_size;
-
 static unsigned int ring_descs(void)
 {
 	return page_size / sizeof(struct igb_rx_desc);
 }
 
-/* Maps the first page of the memfd @mfd, shared and faulted in; NULL on failure. */
+/* Maps the first page of the memfd @mfd; NULL on failure. */
 static void *map_page(int mfd)
 {
-	void *p = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-		       mfd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
+	return map_memfd(mfd, page_size);
 }
 
 /* A page of a new memfd, filled with @fill; its fd in @mfd. */
 static void *new_page(int *mfd, int fill)
 {
-	void *p;
-
-	*mfd = memfd_create("vfio-pci-lu-dma", 0);
-	if (*mfd < 0 || ftruncate(*mfd, page_size))
-		return NULL;
-	p = map_page(*mfd);
-	if (p)
-		memset(p, fill, page_size);
-	return p;
-}
-
-/* Physical address of the page at @va, from /proc/self/pagemap; 0 if unknown. */
-static __u64 phys_of(const void *va)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	__u64 entry = 0;
-	off_t at = (uintptr_t)va / page_size * sizeof(entry);
-
-	if (fd < 0)
-		return 0;
-	if (pread(fd, &entry, sizeof(entry), at) != sizeof(entry))
-		entry = 0;
-	close(fd);
-	if (!(entry & 1ULL << 63))		/* not present */
-		return 0;
-	return (entry & ((1ULL << 55) - 1)) * page_size;
-}
-
-/* Descriptors of @ring the device has written back. */
-static unsigned int done_count(struct igb_rx_desc *ring)
-{
-	unsigned int i, done = 0;
-
-	for (i = 0; i < ring_descs(); i++)
-		done += __atomic_load_n(&ring[i].status, __ATOMIC_ACQUIRE) & IGB_RXD_DD;
-	return done;
-}
-
-/* Offset of the first byte of the page at @p that is not FILL, or -1. */
-static long first_changed(const unsigned char *p)
-{
-	long i;
-
-	for (i = 0; i < page_size; i++)
-		if (p[i] != FILL)
-			return i;
-	return -1;
-}
-
-/* Whether @what() became true within about 10 s. */
-static int wait_for(int (*what)(void *), void *arg)
-{
-	struct timespec tick = { .tv_nsec = 20 * 1000 * 1000 };
-	int i;
-
-	for (i = 0; i < 500; i++) {
-		if (what(arg))
-			return 1;
-		nanosleep(&tick, NULL);
-	}
-	return what(arg);
+	return new_memfd(mfd, page_size, fill);
 }
 
 static int some_done(void *ring)
 {
-	return done_count(ring) > 0;
+	return done_count(ring, ring_descs()) > 0;
 }
 
 /* Descriptors done, and how many were at some earlier point. */
@@ -154,7 +90,7 @@ static int more_done(void *arg)
 {
 	struct progress *p = arg;
 
-	return done_count(p->ring) > p->before;
+	return done_count(p->ring, ring_descs()) > p->before;
 }
 
 /* Whether the device behind the fd at @fd used up its descriptors. */
@@ -172,20 +108,6 @@ static int desc_done(void *desc)
 	       IGB_RXD_DD;
 }
 
-/* Reports on the page at @target: 1 when no byte of it was written. */
-static int target_untouched(const unsigned char *target, __u64 phys)
-{
-	long at = first_changed(target);
-
-	if (at < 0)
-		return 1;
-	ksft_print_msg("host memory at %#llx written from offset %ld%s\n",
-		       (unsigned long long)phys, at,
-		       memmem(target, page_size, FRAME_MAGIC, strlen(FRAME_MAGIC)) ?
-		       ": it holds a frame the device received" : "");
-	return 0;
-}
-
 /*
  * Frames the runner sent before reception started wait in QEMU's socket and
  * rush in at once; the ring is given back until they are gone, so that the
@@ -201,7 +123,7 @@ static int drain_backlog(int fd, struct igb_rx_desc *ring, const struct plan *pl
 		if (igb_rx_refill(fd, ring, ring_descs(), plan->target_phys, 1))
 			return 0;
 		nanosleep(&settle, NULL);
-		if (done_count(ring) < ring_descs() / 4)
+		if (done_count(ring, ring_descs()) < ring_descs() / 4)
 			return igb_rx_refill(fd, ring, ring_descs(), plan->target_phys, 1) == 0;
 	}
 	return 0;
@@ -215,8 +137,9 @@ static void run_stage_1(int luo_fd)
 	struct plan *plan;
 	__u32 rlpml = TEST_RLPML;
 	unsigned int i;
+	void *guest;
 
-	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 8);
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 9);
 
 	dev_fd = open_bound(DEVICE_PCI);
 	ksft_test_result(dev_fd >= 0 && enable_master(dev_fd, DEVICE_PCI) == 0 &&
@@ -238,6 +161,12 @@ static void run_stage_1(int luo_fd)
 			 "map the ring at IOVA = its physical address %#llx; nothing at %#llx\n",
 			 (unsigned long long)plan->ring_phys,
 			 (unsigned long long)plan->target_phys);
+
+	guest = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ksft_test_result(guest != MAP_FAILED &&
+			 ioas_map(ioas_id, guest, page_size, GUEST_IOVA) == 0,
+			 "map guest memory that is not kept (anonymous) at %#llx\n", GUEST_IOVA);
 
 	for (i = 0; i < ring_descs(); i++)
 		ring[i] = (struct igb_rx_desc){ .buffer = plan->target_phys };
@@ -304,9 +233,9 @@ static void run_stage_2(int luo_fd, int state_session_fd)
 			 (unsigned long long)plan->target_phys);
 	ksft_test_result(bus_master(DEVICE_PCI) == 0,
 			 "bus mastering off while the device is incoming\n");
-	done = done_count(ring);
+	done = done_count(ring, ring_descs());
 	nanosleep(&quiet, NULL);
-	ksft_test_result(done_count(ring) == done,
+	ksft_test_result(done_count(ring, ring_descs()) == done,
 			 "no DMA while incoming: %u descriptors done, none since\n", done);
 
 	dev_fd = luo_session_retrieve_fd(session_fd, DEVICE_TOKEN);
