@@ -47,7 +47,7 @@ pub mod tables;
 
 use abi::{Record, COMPATIBLE, RECORD_SIZE};
 use kept::{KeptMemory, Preservations};
-use tables::{BuildError, DisplayBdf, HandedOver, KeptDevice, NewTables, TableMemory, ENTRIES};
+use tables::{BuildError, DisplayBdf, HandedOver, KeptDevice, NewTables, TableMemory};
 
 module! {
     type: IntelIommuLiveupdate,
@@ -170,13 +170,10 @@ impl HandoverUnit {
         if self.live.is_empty() {
             return Ok(());
         }
-        let mut devices = KVec::with_capacity(self.live.len(), GFP_KERNEL)
+        let mut devices = KVec::new();
+        devices
+            .extend_from_slice(&self.live, GFP_KERNEL)
             .map_err(|_| BuildError::OutOfMemory)?;
-        for dev in self.live.iter() {
-            devices
-                .push(*dev, GFP_KERNEL)
-                .map_err(|_| BuildError::OutOfMemory)?;
-        }
         let mut pages = NewPages(KVec::new());
         let mut kept = KeptMemory::new(&PreservedHere);
         let root = tables::build_unit(&mut devices, &LiveTables, &mut pages, &mut kept)?;
@@ -244,6 +241,29 @@ impl OutgoingRecord {
         Ok(())
     }
 
+    /// Takes `dev` out of the unit that hands its translation over, if any, and rebuilds the
+    /// unit's tables for the others; when they cannot be rebuilt (their tables changed since
+    /// their freeze), none of the unit's devices hands over. The record is synced by the
+    /// caller.
+    fn remove(&mut self, dev: &pci::Device) {
+        for hu in self.units.iter_mut() {
+            let Some(i) = hu.devs.iter().position(|d| core::ptr::eq(&**d, dev)) else {
+                continue;
+            };
+            // `i` is in range for both, which grow and shrink together.
+            let _ = hu.devs.remove(i);
+            let _ = hu.live.remove(i);
+            if let Err(why) = hu.rebuild() {
+                pr_info!(
+                    "the unit's other devices' DMA stops at the kexec too: {}\n",
+                    why
+                );
+                hu.live.clear();
+                hu.devs.clear();
+            }
+        }
+    }
+
     fn unit_of(&mut self, unit: &'static Unit) -> Result<&mut HandoverUnit> {
         let reg_base = unit.reg_base();
         let index = match self
@@ -283,6 +303,22 @@ struct IncomingRecord {
     reached: KVec<bool>,
 }
 
+impl IncomingRecord {
+    /// The record of the unit at `reg_base` and its kept devices.
+    fn unit(&self, reg_base: u64) -> Option<(abi::Unit, &[KeptDevice])> {
+        let index = self.units.iter().position(|u| u.reg_base == reg_base)?;
+        let first: usize = self.units[..index]
+            .iter()
+            .map(|u| usize::from(u.nr_devices))
+            .sum();
+        let unit = self.units[index];
+        let devices = self
+            .devices
+            .get(first..first + usize::from(unit.nr_devices))?;
+        Some((unit, devices))
+    }
+}
+
 impl TableMemory for IncomingRecord {
     fn entry(&self, page: u64, index: usize) -> Option<u64> {
         let at = self.page_addrs.binary_search(&page).ok()?;
@@ -293,7 +329,7 @@ impl TableMemory for IncomingRecord {
             .get(index * 8..index * 8 + 8)?;
         let mut raw = [0; 8];
         raw.copy_from_slice(bytes);
-        (index < ENTRIES).then_some(u64::from_le_bytes(raw))
+        Some(u64::from_le_bytes(raw))
     }
 }
 
@@ -369,23 +405,39 @@ impl kernel::fmt::Display for Rejected {
         match self {
             Self::NoRecord => f.write_str("translation left on without a record"),
             Self::NotHandedOver => f.write_str("the record is not in memory KHO handed over"),
-            Self::Record(why) => f.write_fmt(fmt!("record: {}", Fmt(why))),
+            Self::Record(why) => f.write_fmt(fmt!("record: {why}")),
             Self::NoUnit => f.write_str("the record has no entry for the unit"),
             Self::RootTable { recorded, found } => {
                 f.write_fmt(fmt!("root table {found:#x}, the record says {recorded:#x}"))
             }
-            Self::Tables(why) => f.write_fmt(fmt!("tables: {}", Fmt(why))),
+            Self::Tables(why) => f.write_fmt(fmt!("tables: {why}")),
             Self::NoMemory => f.write_str("out of memory"),
         }
     }
 }
 
-/// Formats the pure core's `core::fmt` types with the kernel's printing macros.
-struct Fmt<'a, T: core::fmt::Display>(&'a T);
-
-impl<T: core::fmt::Display> kernel::fmt::Display for Fmt<'_, T> {
+// The pure core formats with `core::fmt`; the kernel's printing macros take `kernel::fmt`.
+impl kernel::fmt::Display for abi::Invalid {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        core::fmt::Display::fmt(self.0, f)
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for tables::Invalid {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for DisplayBdf {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
     }
 }
 
@@ -446,14 +498,20 @@ fn read_incoming(handle: Handle) -> Result<IncomingRecord, Rejected> {
 }
 
 /// Validates the tables the record gives for `unit`; on success, the unit's kept devices.
+/// The pages validation reaches are marked in `incoming`, for the next unit's.
 fn validate(incoming: &mut IncomingRecord, unit: &Unit) -> Result<KVec<u16>, Rejected> {
-    let reg_base = unit.reg_base();
-    let index = incoming
-        .units
-        .iter()
-        .position(|u| u.reg_base == reg_base)
-        .ok_or(Rejected::NoUnit)?;
-    let recorded = incoming.units[index];
+    let mut reached = core::mem::take(&mut incoming.reached);
+    let verdict = validate_reaching(incoming, &mut reached, unit);
+    incoming.reached = reached;
+    verdict
+}
+
+fn validate_reaching(
+    incoming: &IncomingRecord,
+    reached: &mut [bool],
+    unit: &Unit,
+) -> Result<KVec<u16>, Rejected> {
+    let (recorded, devices) = incoming.unit(unit.reg_base()).ok_or(Rejected::NoUnit)?;
     let found = unit.root_table();
     if found != recorded.root_table || recorded.segment != unit.segment() {
         return Err(Rejected::RootTable {
@@ -461,35 +519,22 @@ fn validate(incoming: &mut IncomingRecord, unit: &Unit) -> Result<KVec<u16>, Rej
             found,
         });
     }
-    let first: usize = incoming.units[..index]
-        .iter()
-        .map(|u| usize::from(u.nr_devices))
-        .sum();
-    let devices = incoming
-        .devices
-        .get(first..first + usize::from(recorded.nr_devices))
-        .ok_or(Rejected::NoUnit)?;
+    let mut handed = HandedOver::new(&incoming.page_addrs, reached).map_err(Rejected::Tables)?;
+    let mut kept = KeptMemory::new(&HandedOverHere);
+    tables::validate_unit(
+        recorded.root_table,
+        devices,
+        incoming,
+        &mut handed,
+        &mut kept,
+    )
+    .map_err(Rejected::Tables)?;
     let mut bdfs = KVec::new();
     for dev in devices {
         bdfs.push(dev.bdf, GFP_KERNEL)
             .map_err(|_| Rejected::NoMemory)?;
     }
-    let mut reached = core::mem::take(&mut incoming.reached);
-    let verdict = {
-        let mut handed =
-            HandedOver::new(&incoming.page_addrs, &mut reached).map_err(Rejected::Tables)?;
-        let mut kept = KeptMemory::new(&HandedOverHere);
-        tables::validate_unit(
-            recorded.root_table,
-            devices,
-            &*incoming,
-            &mut handed,
-            &mut kept,
-        )
-        .map_err(Rejected::Tables)
-    };
-    incoming.reached = reached;
-    verdict.map(|()| bdfs)
+    Ok(bdfs)
 }
 
 /// Releases the kept devices of `unit`, bus mastering off, reset: those the record names for
@@ -520,16 +565,10 @@ fn release_kept(incoming: Option<&IncomingRecord>, unit: &Unit) {
         }
         return;
     };
-    let reg_base = unit.reg_base();
-    let mut first = 0;
-    for recorded in incoming.units.iter() {
-        let count = usize::from(recorded.nr_devices);
-        if recorded.reg_base == reg_base {
-            for dev in incoming.devices.iter().skip(first).take(count) {
-                release((dev.bdf >> 8) as u8, dev.bdf as u8);
-            }
+    if let Some((_, devices)) = incoming.unit(unit.reg_base()) {
+        for dev in devices {
+            release((dev.bdf >> 8) as u8, dev.bdf as u8);
         }
-        first += count;
     }
 }
 
@@ -590,7 +629,7 @@ impl FlbOps for IntelFlb {
             pr_warn!(
                 "{:04x}:{}: still translated by the tables the previous kernel handed over; they stay allocated\n",
                 segment,
-                Fmt(&DisplayBdf(bdf))
+                DisplayBdf(bdf)
             );
         } else if unsettled {
             pr_warn!(
@@ -619,7 +658,7 @@ fn freeze(dev: &pci::Device) -> Result {
     let (unit, kept) = match kept {
         Ok((unit, Ok(kept))) => (unit, kept),
         Ok((_, Err(why))) => {
-            dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", Fmt(&why));
+            dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", why);
             return Ok(());
         }
         Err(e) => {
@@ -642,25 +681,23 @@ fn freeze(dev: &pci::Device) -> Result {
     };
     let hu = outgoing.unit_of(unit)?;
     hu.live.push(kept, GFP_KERNEL)?;
-    hu.devs.push(ARef::from(dev), GFP_KERNEL)?;
-    let verdict = hu.rebuild();
-    if let Err(why) = verdict {
+    if let Err(e) = hu.devs.push(ARef::from(dev), GFP_KERNEL) {
         hu.live.pop();
-        hu.devs.pop();
-        // A VMM's choice (guest memory that is not kept), not a fault: information.
-        dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", Fmt(&why));
-        if let Err(why) = hu.rebuild() {
-            // The other devices' tables changed under them: none of the unit hands over.
-            pr_info!(
-                "the unit's other devices' DMA stops at the kexec too: {}\n",
-                Fmt(&why)
-            );
-            hu.live.clear();
-            hu.devs.clear();
-        }
+        return Err(e.into());
     }
+    let verdict = hu.rebuild();
     let pages = hu.built.as_ref().map_or(0, |b| b.pages.len());
-    outgoing.sync()?;
+    if let Err(why) = verdict {
+        // A VMM's choice (guest memory that is not kept), not a fault: information.
+        dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", why);
+        outgoing.remove(dev);
+    }
+    // What the record says and what the kexec does must agree: all of it, or none of it.
+    if let Err(e) = outgoing.sync() {
+        outgoing.remove(dev);
+        let _ = outgoing.sync();
+        return Err(e);
+    }
     if verdict.is_ok() {
         dev_info!(
             dev.as_ref(),
@@ -678,17 +715,7 @@ fn unfreeze(dev: &pci::Device) {
     let Some(outgoing) = state.outgoing.as_mut() else {
         return;
     };
-    for hu in outgoing.units.iter_mut() {
-        if let Some(i) = hu.devs.iter().position(|d| core::ptr::eq(&**d, dev)) {
-            // `i` is in range for both, which grow and shrink together.
-            let _ = hu.devs.remove(i);
-            let _ = hu.live.remove(i);
-            if hu.rebuild().is_err() {
-                hu.live.clear();
-                hu.devs.clear();
-            }
-        }
-    }
+    outgoing.remove(dev);
     let _ = outgoing.sync();
 }
 

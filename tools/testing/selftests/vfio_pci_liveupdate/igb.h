@@ -131,10 +131,11 @@ static inline int igb_rx_start(int fd, __u64 ring_iova, __u32 count)
 /*
  * Hands every descriptor of the @count-descriptor @ring back to the device,
  * from its head on: the first names @base, the next @base + IGB_RX_BUF, and
- * so on, @nbufs buffers round; 0 or -1.
+ * so on, @nbufs buffers round; but when @every is not 0, every @every-th
+ * names @aimed instead, as a hostile guest would aim it; 0 or -1.
  */
-static inline int igb_rx_refill(int fd, struct igb_rx_desc *ring, __u32 count,
-				__u64 base, __u32 nbufs)
+static inline int igb_rx_refill_aimed(int fd, struct igb_rx_desc *ring, __u32 count,
+				      __u64 base, __u32 nbufs, __u64 aimed, __u32 every)
 {
 	__u32 head, tail, i;
 
@@ -142,10 +143,18 @@ static inline int igb_rx_refill(int fd, struct igb_rx_desc *ring, __u32 count,
 		return -1;
 	for (i = 0; i < count; i++)
 		ring[(head + i) % count] = (struct igb_rx_desc){
-			.buffer = base + i % nbufs * IGB_RX_BUF,
+			.buffer = every && i % every == every - 1 ?
+				  aimed : base + i % nbufs * IGB_RX_BUF,
 		};
 	tail = (head + count - 1) % count;
 	return bar0_rw32(fd, 1, &tail, IGB_RDT0);
+}
+
+/* igb_rx_refill_aimed() with every descriptor naming a buffer. */
+static inline int igb_rx_refill(int fd, struct igb_rx_desc *ring, __u32 count,
+				__u64 base, __u32 nbufs)
+{
+	return igb_rx_refill_aimed(fd, ring, count, base, nbufs, 0, 0);
 }
 
 #endif /* VFIO_LU_IGB_H */

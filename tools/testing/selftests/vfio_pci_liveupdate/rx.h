@@ -7,8 +7,10 @@
 #ifndef VFIO_LU_RX_H
 #define VFIO_LU_RX_H
 
+#include <endian.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <libliveupdate.h>
 #include "igb.h"
 
 #define FILL			0xa5
@@ -41,6 +43,13 @@ static inline void *new_memfd(int *mfd, size_t len, int fill)
 	return p;
 }
 
+/* Maps @len bytes of the memfd preserved as @token in @session_fd; its fd in @mfd. */
+static inline void *retrieve_memfd(int session_fd, __u64 token, size_t len, int *mfd)
+{
+	*mfd = luo_session_retrieve_fd(session_fd, token);
+	return *mfd < 0 ? NULL : map_memfd(*mfd, len);
+}
+
 /* Physical address of the page at @va, from /proc/self/pagemap; 0 if unknown. */
 static inline __u64 phys_of(const void *va)
 {
@@ -66,6 +75,25 @@ static inline unsigned int done_count(struct igb_rx_desc *ring, unsigned int cou
 	for (i = 0; i < count; i++)
 		done += __atomic_load_n(&ring[i].status, __ATOMIC_ACQUIRE) & IGB_RXD_DD;
 	return done;
+}
+
+/* The newest of the runner's frames in the @nbufs buffers at @data, by number; -1 if none. */
+static inline long newest_frame(const unsigned char *data, unsigned int nbufs)
+{
+	long newest = -1;
+	unsigned int i;
+
+	for (i = 0; i < nbufs; i++) {
+		const unsigned char *buf = data + i * IGB_RX_BUF;
+		__u32 seq;
+
+		if (memcmp(buf + ETH_HLEN, FRAME_MAGIC, strlen(FRAME_MAGIC)))
+			continue;
+		memcpy(&seq, buf + FRAME_SEQ, sizeof(seq));
+		if ((long)be32toh(seq) > newest)
+			newest = be32toh(seq);
+	}
+	return newest;
 }
 
 /* Whether @what() became true within about 10 s. */

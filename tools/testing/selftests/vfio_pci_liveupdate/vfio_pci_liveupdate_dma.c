@@ -34,7 +34,6 @@
  * machine.
  */
 
-#include <libliveupdate.h>
 #include "rx.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
@@ -61,12 +60,6 @@ struct plan {
 static unsigned int ring_descs(void)
 {
 	return page_size / sizeof(struct igb_rx_desc);
-}
-
-/* Maps the first page of the memfd @mfd; NULL on failure. */
-static void *map_page(int mfd)
-{
-	return map_memfd(mfd, page_size);
 }
 
 /* A page of a new memfd, filled with @fill; its fd in @mfd. */
@@ -197,12 +190,12 @@ static void run_stage_1(int luo_fd)
 	hold_sessions_for_kexec();
 }
 
-/* Maps the memfd preserved as @token; NULL on failure. */
+/* Maps the page of the memfd preserved as @token; NULL on failure. */
 static void *retrieve_page(int session_fd, __u64 token)
 {
-	int mfd = luo_session_retrieve_fd(session_fd, token);
+	int mfd;
 
-	return mfd < 0 ? NULL : map_page(mfd);
+	return retrieve_memfd(session_fd, token, page_size, &mfd);
 }
 
 static void run_stage_2(int luo_fd, int state_session_fd)

@@ -21,8 +21,6 @@
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-dma-corrupt.toml.
  */
 
-#include <endian.h>
-#include <libliveupdate.h>
 #include "rx.h"
 
 #define DEVICE_PCI		"0000:01:00.0"
@@ -67,44 +65,16 @@ static struct igb_rx_desc *ring;
 static unsigned char *data, *target;
 static struct plan *plan;
 
-/* The newest frame in the buffers, by sequence number; -1 if none. */
-static long newest_frame(void)
-{
-	long newest = -1;
-	unsigned int i;
-
-	for (i = 0; i < DATA_BUFS; i++) {
-		const unsigned char *buf = data + i * IGB_RX_BUF;
-		__u32 seq;
-
-		if (memcmp(buf + ETH_HLEN, FRAME_MAGIC, strlen(FRAME_MAGIC)))
-			continue;
-		memcpy(&seq, buf + FRAME_SEQ, sizeof(seq));
-		if ((long)be32toh(seq) > newest)
-			newest = be32toh(seq);
-	}
-	return newest;
-}
-
 static int some_frame(void *unused)
 {
-	return newest_frame() >= 0;
+	return newest_frame(data, DATA_BUFS) >= 0;
 }
 
 /* Gives the device every descriptor from its head on: buffers, and every eighth the page. */
 static int refill(void)
 {
-	__u32 head, tail, i;
-
-	if (bar0_rw32(dev_fd, 0, &head, IGB_RDH0) || head >= RING_DESCS)
-		return -1;
-	for (i = 0; i < RING_DESCS; i++)
-		ring[(head + i) % RING_DESCS] = (struct igb_rx_desc){
-			.buffer = i % HOSTILE_EVERY == HOSTILE_EVERY - 1 ?
-				  plan->target_phys : DATA_IOVA + i % DATA_BUFS * IGB_RX_BUF,
-		};
-	tail = (head + RING_DESCS - 1) % RING_DESCS;
-	return bar0_rw32(dev_fd, 1, &tail, IGB_RDT0);
+	return igb_rx_refill_aimed(dev_fd, ring, RING_DESCS, DATA_IOVA, DATA_BUFS,
+				   plan->target_phys, HOSTILE_EVERY);
 }
 
 /* Writes @kind to the corruption knob; 0 or -1. */
@@ -152,35 +122,28 @@ static void set_up_and_keep(int luo_fd, int kind)
 	ksft_test_result(arm(kind) == 0, "arm corruption %d of the VT-d handover\n", kind);
 }
 
-static void *retrieve_memfd(int session_fd, __u64 token, size_t len)
-{
-	int mfd = luo_session_retrieve_fd(session_fd, token);
-
-	return mfd < 0 ? NULL : map_memfd(mfd, len);
-}
-
 /* After the kexec into @stage: the corruption was caught, and nothing escaped. */
 static void check_rejected(int luo_fd, int stage)
 {
 	struct timespec quiet = { .tv_nsec = 300 * 1000 * 1000 };
 	int session_fd = luo_retrieve_session(luo_fd, SESSION);
 	long newest;
-	int fd;
+	int fd, mfd;
 
 	if (session_fd < 0)
 		fail_exit("retrieve session %s", SESSION);
-	plan = retrieve_memfd(session_fd, PLAN_TOKEN, page_size);
-	data = retrieve_memfd(session_fd, DATA_TOKEN, DATA_BYTES);
-	target = retrieve_memfd(session_fd, TARGET_TOKEN, page_size);
+	plan = retrieve_memfd(session_fd, PLAN_TOKEN, page_size, &mfd);
+	data = retrieve_memfd(session_fd, DATA_TOKEN, DATA_BYTES, &mfd);
+	target = retrieve_memfd(session_fd, TARGET_TOKEN, page_size, &mfd);
 	if (!plan || !data || !target)
 		fail_exit("retrieve the kept memory");
 	ksft_test_result(kmsg_has(corruption[stage].reason) == 1,
 			 "the translation was rejected: \"%s\"\n", corruption[stage].reason);
 	ksft_test_result(bus_master(DEVICE_PCI) == 0,
 			 "the device was released: bus mastering off\n");
-	newest = newest_frame();
+	newest = newest_frame(data, DATA_BUFS);
 	nanosleep(&quiet, NULL);
-	ksft_test_result(newest_frame() == newest,
+	ksft_test_result(newest_frame(data, DATA_BUFS) == newest,
 			 "no frame lands any more (the newest is %ld)\n", newest);
 	ksft_test_result(target_untouched(target, plan->target_phys),
 			 "the page outside the mappings is untouched: no write went untranslated\n");

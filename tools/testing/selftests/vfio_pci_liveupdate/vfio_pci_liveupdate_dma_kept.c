@@ -29,8 +29,6 @@
  * machine.
  */
 
-#include <endian.h>
-#include <libliveupdate.h>
 #include "rx.h"
 
 #define TEST_RLPML		0x1234
@@ -74,49 +72,19 @@ static struct kept devices[] = {
 #define RING_BYTES		(RING_DESCS * sizeof(struct igb_rx_desc))
 #define DATA_BYTES		(DATA_BUFS * IGB_RX_BUF)
 
-/* The newest frame in the device's buffers, by sequence number; -1 if none. */
-static long newest_frame(const struct kept *k)
-{
-	long newest = -1;
-	unsigned int i;
-
-	for (i = 0; i < DATA_BUFS; i++) {
-		const unsigned char *buf = k->data + i * IGB_RX_BUF;
-		__u32 seq;
-
-		if (memcmp(buf + ETH_HLEN, FRAME_MAGIC, strlen(FRAME_MAGIC)))
-			continue;
-		memcpy(&seq, buf + FRAME_SEQ, sizeof(seq));
-		seq = be32toh(seq);
-		if ((long)seq > newest)
-			newest = seq;
-	}
-	return newest;
-}
-
 /* Whether a frame newer than @k's plan says landed since. */
 static int newer_frame(void *arg)
 {
 	struct kept *k = arg;
 
-	return newest_frame(k) > (long)k->plan->last_seq;
+	return newest_frame(k->data, DATA_BUFS) > (long)k->plan->last_seq;
 }
 
 /* Gives the device every descriptor from its head on: buffers, and every eighth the page. */
 static int refill(struct kept *k)
 {
-	__u32 head, tail, i;
-
-	if (bar0_rw32(k->dev_fd, 0, &head, IGB_RDH0) || head >= RING_DESCS)
-		return -1;
-	for (i = 0; i < RING_DESCS; i++)
-		k->ring[(head + i) % RING_DESCS] = (struct igb_rx_desc){
-			.buffer = i % HOSTILE_EVERY == HOSTILE_EVERY - 1 ?
-				  k->plan->target_phys :
-				  k->iova + DATA_IOVA + i % DATA_BUFS * IGB_RX_BUF,
-		};
-	tail = (head + RING_DESCS - 1) % RING_DESCS;
-	return bar0_rw32(k->dev_fd, 1, &tail, IGB_RDT0);
+	return igb_rx_refill_aimed(k->dev_fd, k->ring, RING_DESCS, k->iova + DATA_IOVA, DATA_BUFS,
+				   k->plan->target_phys, HOSTILE_EVERY);
 }
 
 /* Maps the ring and the buffers in @ioas at their IOVAs; 0 or -1. */
@@ -185,7 +153,7 @@ static void note_last_frames(void)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(devices); i++)
-		devices[i].plan->last_seq = newest_frame(&devices[i]);
+		devices[i].plan->last_seq = newest_frame(devices[i].data, DATA_BUFS);
 }
 
 static void set_up(struct kept *k)
@@ -236,13 +204,6 @@ static void run_stage_1(int luo_fd)
 	hold_sessions_for_kexec();
 }
 
-/* Maps the memfd preserved as @token, @len bytes; NULL on failure. */
-static void *retrieve_memfd(struct kept *k, __u64 token, size_t len, int *mfd)
-{
-	*mfd = luo_session_retrieve_fd(k->session_fd, token);
-	return *mfd < 0 ? NULL : map_memfd(*mfd, len);
-}
-
 /* After the kexec, before the VMM takes the device back. */
 static void check_update(int luo_fd, struct kept *k)
 {
@@ -252,10 +213,10 @@ static void check_update(int luo_fd, struct kept *k)
 	k->session_fd = luo_retrieve_session(luo_fd, k->session);
 	if (k->session_fd < 0)
 		fail_exit("retrieve session %s", k->session);
-	k->plan = retrieve_memfd(k, PLAN_TOKEN, page_size, &k->plan_fd);
-	k->ring = retrieve_memfd(k, RING_TOKEN, RING_BYTES, &k->ring_fd);
-	k->data = retrieve_memfd(k, DATA_TOKEN, DATA_BYTES, &k->data_fd);
-	k->target = retrieve_memfd(k, TARGET_TOKEN, page_size, &k->target_fd);
+	k->plan = retrieve_memfd(k->session_fd, PLAN_TOKEN, page_size, &k->plan_fd);
+	k->ring = retrieve_memfd(k->session_fd, RING_TOKEN, RING_BYTES, &k->ring_fd);
+	k->data = retrieve_memfd(k->session_fd, DATA_TOKEN, DATA_BYTES, &k->data_fd);
+	k->target = retrieve_memfd(k->session_fd, TARGET_TOKEN, page_size, &k->target_fd);
 	if (!k->plan || !k->ring || !k->data || !k->target)
 		fail_exit("retrieve the kept memory");
 	ksft_test_result(bus_master(k->pci) == 1,
@@ -267,7 +228,7 @@ static void check_update(int luo_fd, struct kept *k)
 	 */
 	clock_gettime(CLOCK_BOOTTIME, &up);
 	least = (up.tv_sec * 1000 + up.tv_nsec / 1000000) / 20 / 2;
-	before = newest_frame(k);
+	before = newest_frame(k->data, DATA_BUFS);
 	ksft_test_result(before - (long)k->plan->last_seq >= least,
 			 "%s: frames %u to %ld, sent during the update, landed in kept memory (%ld.%03ld s into this kernel: at least %ld)\n",
 			 k->pci, k->plan->last_seq + 1, before, (long)up.tv_sec,
@@ -291,7 +252,7 @@ static void take_back(struct kept *k)
 	if (k->dev_fd < 0)
 		fail_exit("no device to go on with");
 	ioas = alloc_ioas();
-	k->plan->last_seq = newest_frame(k);
+	k->plan->last_seq = newest_frame(k->data, DATA_BUFS);
 	ksft_test_result(ioas && map_kept(k, ioas) == 0 && attach_ioas(k->dev_fd, ioas) == 0 &&
 			 refill(k) == 0 && wait_for(newer_frame, k),
 			 "%s: map the same memory, attach the IOAS: frames go on\n", k->pci);
