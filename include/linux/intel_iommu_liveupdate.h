@@ -34,6 +34,7 @@ int intel_iommu_liveupdate_register_flb(struct liveupdate_file_handler *fh);
 int intel_iommu_liveupdate_freeze(struct pci_dev *dev);
 void intel_iommu_liveupdate_unfreeze(struct pci_dev *dev);
 bool intel_iommu_liveupdate_translates(struct pci_dev *dev);
+bool intel_iommu_liveupdate_adopted(struct pci_dev *dev);
 bool intel_iommu_liveupdate_shutdown(struct intel_iommu *iommu);
 bool intel_iommu_liveupdate_adopt(struct intel_iommu *iommu);
 
@@ -55,6 +56,11 @@ static inline void intel_iommu_liveupdate_unfreeze(struct pci_dev *dev)
 }
 
 static inline bool intel_iommu_liveupdate_translates(struct pci_dev *dev)
+{
+	return false;
+}
+
+static inline bool intel_iommu_liveupdate_adopted(struct pci_dev *dev)
 {
 	return false;
 }

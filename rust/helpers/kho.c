@@ -10,6 +10,11 @@ __rust_helper phys_addr_t rust_helper_virt_to_phys(void *address)
 	return virt_to_phys(address);
 }
 
+__rust_helper void *rust_helper_phys_to_virt(phys_addr_t address)
+{
+	return phys_to_virt(address);
+}
+
 __rust_helper struct folio *rust_helper_virt_to_folio(const void *x)
 {
 	return virt_to_folio(x);

@@ -85,6 +85,38 @@ pub fn is_handed_over(phys: u64, order: u32) -> bool {
     u32::try_from(found).is_ok_and(|o| o == order)
 }
 
+/// Copies the first `buf.len()` bytes of the preservation handed over by the previous kernel
+/// at `phys`, leaving it handed over: its owner restores or frees it later, as if it had not
+/// been read. Fails with `EINVAL` unless a preservation of at least `buf.len()` bytes, not
+/// restored yet, starts at `phys`. The bytes are whatever the previous kernel wrote: validate
+/// them before use.
+pub fn read_handed_over(phys: u64, buf: &mut [u8]) -> Result {
+    // SAFETY: `kho_preserved_order()` only looks at the `struct page` of `phys`, if any, and
+    // may be called with any address.
+    let order = unsafe { bindings::kho_preserved_order(phys) };
+    let size = u32::try_from(order)
+        .ok()
+        .and_then(|o| crate::page::PAGE_SIZE.checked_shl(o))
+        .ok_or(EINVAL)?;
+    if buf.len() > size {
+        return Err(EINVAL);
+    }
+    // SAFETY: `phys` starts `size` bytes of preserved memory, which the direct map covers. Its
+    // owner may restore and free it meanwhile: `copy_from_kernel_nofault()` copies into `buf`,
+    // valid for `buf.len()` bytes, without faulting even if the memory is gone by then.
+    let ret = unsafe {
+        bindings::copy_from_kernel_nofault(
+            buf.as_mut_ptr().cast(),
+            bindings::phys_to_virt(phys),
+            buf.len(),
+        )
+    };
+    if ret != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
 /// Physically contiguous memory preserved across kexec with KHO.
 ///
 /// `KhoMem<Outgoing>` is allocated and preserved by this kernel; dropping it unpreserves and

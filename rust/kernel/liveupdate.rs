@@ -15,7 +15,7 @@ use crate::{
     bindings,
     error::{to_result, VTABLE_DEFAULT_ERROR},
     fs::File,
-    kho::{Incoming, KhoMem, Outgoing},
+    kho::{self, Incoming, KhoMem, Outgoing},
     module::this_module,
     prelude::*,
     sync::aref::ARef,
@@ -45,6 +45,12 @@ impl Handle {
     /// until the kexec, typically inside the file's [`FileHandler::Preserved`] state.
     pub fn of(mem: &KhoMem<Outgoing>) -> Self {
         Self(mem.phys())
+    }
+
+    /// Copies the start of the KHO memory the previous kernel named with this handle into
+    /// `buf`, leaving the memory for [`Handle::restore`] (see [`kho::read_handed_over`]).
+    pub fn read(self, buf: &mut [u8]) -> Result {
+        kho::read_handed_over(self.0, buf)
     }
 
     /// Takes back the KHO memory the previous kernel named with this handle.

@@ -76,6 +76,16 @@ impl<Ctx: DeviceContext> Device<Ctx> {
         unsafe { bindings::intel_iommu_liveupdate_unfreeze(self.as_raw()) };
     }
 
+    /// In the kernel a Live Update booted: whether this device still translates its DMA
+    /// through the tables the previous kernel handed over (see
+    /// [`Device::liveupdate_freeze_translation`]), no IOMMU domain of this kernel attached to
+    /// it yet. The memory those tables map is not held for the device by this kernel.
+    #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+    pub fn liveupdate_translation_adopted(&self) -> bool {
+        // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+        unsafe { bindings::intel_iommu_liveupdate_adopted(self.as_raw()) }
+    }
+
     /// Whether the previous kernel preserved this device and it is not finished yet.
     pub fn liveupdate_is_incoming(&self) -> bool {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.

@@ -741,10 +741,27 @@ fn translates(dev: &pci::Device) -> bool {
     false
 }
 
+/// In the next kernel: whether `dev` still translates through the tables the previous kernel
+/// handed over, no domain of this kernel attached to it yet. Such a device reaches the memory
+/// those tables map, which this kernel does not hold for it.
+fn adopted(dev: &pci::Device) -> bool {
+    let Ok(state) = state() else { return false };
+    let state = state.lock();
+    let Ok(segment) = u16::try_from(dev.domain_nr()) else {
+        return false;
+    };
+    let bdf = dev.dev_id();
+    state
+        .adopted
+        .iter()
+        .any(|a| a.unit.segment() == segment && a.bdfs.contains(&bdf) && a.unit.context_copied(bdf))
+}
+
 kernel::export_pci_device_fns! {
     intel_iommu_liveupdate_freeze() -> c_int = freeze;
     intel_iommu_liveupdate_unfreeze() -> () = unfreeze;
     intel_iommu_liveupdate_translates() -> bool = translates;
+    intel_iommu_liveupdate_adopted() -> bool = adopted;
 }
 
 /// At the kexec, with interrupts off: points `unit` at its handover root table, if it has

@@ -27,3 +27,5 @@ EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_register_flb);
 EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_freeze);
 /* unfreeze() */
 EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_unfreeze);
+/* adopted() */
+EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_adopted);

@@ -12,7 +12,10 @@
 //! those already under way, so the record written at freeze is the device's last state. A
 //! cancelled kexec (unfreeze) undoes all that.
 //! The kexec then clears the device's bus mastering like every device's: nothing translates
-//! its DMA until the VMM has an IOMMU domain for it again.
+//! its DMA until the VMM has an IOMMU domain for it again. The exception is a device whose
+//! VT-d translation is handed over (`CONFIG_INTEL_IOMMU_LIVEUPDATE`): its DMA goes on through
+//! the kexec, and in the next kernel its session cannot be finished (`can_finish`) until the
+//! VMM has attached it, since finishing may free the memory the handed-over tables map.
 //!
 //! In the next kernel the VMM retrieves a new file for the device, and the record is checked
 //! against the device found at its address. The first open skips the reset and takes the
@@ -475,6 +478,46 @@ impl FileHandler for VfioPciHandler {
         retrieved
     }
 
+    /// Not while the device still DMAs through the translation the previous kernel handed
+    /// over: the memory it maps (guest memory in a kept memfd) is not held for the device in
+    /// this kernel, and finishing the session may free it (a memfd never retrieved is freed
+    /// at its finish). The VMM attaches the device to an IOAS first, or turns its bus
+    /// mastering off; until then LUO fails the finish with `EBUSY` and nothing is lost.
+    fn can_finish(_file: Option<&File>, handle: Handle, status: RetrieveStatus) -> bool {
+        let addr = match status {
+            RetrieveStatus::Failed(_) => return true,
+            RetrieveStatus::NotAttempted => {
+                let mut header = [0u8; abi::HEADER_SIZE];
+                match handle.read(&mut header).map(|()| abi::address(&header)) {
+                    Ok(Ok((domain, bdf))) => DevAddr { domain, bdf },
+                    // The finish gives nothing back for a record it cannot read either.
+                    _ => return true,
+                }
+            }
+            RetrieveStatus::Retrieved => {
+                let Some(devices) = devices() else {
+                    return true;
+                };
+                let devices = devices.lock();
+                match devices.retrieved.iter().find(|r| r.handle == handle.raw()) {
+                    Some(retrieved) => retrieved.addr,
+                    None => return true,
+                }
+            }
+        };
+        let Some(dev) = addr.device() else {
+            return true;
+        };
+        if dma_reaches_handed_over_memory(&dev) {
+            dev_warn!(
+                dev.as_ref(),
+                "cannot finish yet: it still DMAs through the translation the previous kernel handed over, into memory the finish may free; attach it to an IOAS or turn its bus mastering off first\n"
+            );
+            return false;
+        }
+        true
+    }
+
     fn finish(_file: Option<&File>, handle: Handle, status: RetrieveStatus) {
         let dev = match status {
             // A failed retrieve already gave the device back.
@@ -532,6 +575,18 @@ impl FileHandler for VfioPciHandler {
         );
         give_back(&dev);
     }
+}
+
+/// Whether `dev` may still DMA through the tables the previous kernel handed over.
+#[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+fn dma_reaches_handed_over_memory(dev: &pci::Device) -> bool {
+    dev.liveupdate_translation_adopted() && dev.command() & bindings::PCI_COMMAND_MASTER as u16 != 0
+}
+
+/// Without the VT-d hand-over, no translation outlives the kexec.
+#[cfg(not(CONFIG_INTEL_IOMMU_LIVEUPDATE))]
+fn dma_reaches_handed_over_memory(_dev: &pci::Device) -> bool {
+    false
 }
 
 /// The previous kernel's claim on `dev` ends: it is no longer incoming.

@@ -107,6 +107,10 @@ impl Session {
 
     /// Ends the Live Update of the session's files: every handler releases what it kept for
     /// them (a vfio device never retrieved, or never bound, is reset and given back).
+    ///
+    /// Fails with `EBUSY`, finishing nothing, while a vfio device of the session still DMAs
+    /// through the IOMMU translation the previous kernel handed over: attach it to an IOAS
+    /// first, since the finish may free the guest memory it reaches.
     pub fn finish(&self) -> Result<()> {
         let mut arg = SessionFinish {
             size: uapi::size_of::<SessionFinish>(),

@@ -57,11 +57,6 @@
 #define MSIX_PCI		"0000:04:00.0"
 #define MSIX_TOKEN		0x7f23
 
-#define TEST_DEVICE		"/dev/rust_luo_test"
-#define SET_VALUE		_IO('L', 0x70)
-#define SET_PCI_DEVICE		_IO('L', 0x74)
-#define FAIL_FREEZE		_IO('L', 0x77)
-
 #define OTHER_SESSION		"vfio-pci-lu-other"
 #define SESSION			"vfio-pci-lu-cancel"
 #define LATE_SESSION		"vfio-pci-lu-cancel-late"
@@ -94,13 +89,6 @@ static int test_file(int pci)
 	    (pci && ioctl(fd, SET_PCI_DEVICE, DEVICE_ADDR)))
 		fail_exit("set up %s", TEST_DEVICE);
 	return fd;
-}
-
-/* Loads @kernel for a kexec and starts it: the return value of reboot(). */
-static int start_kexec(const char *kernel)
-{
-	load_kexec(kernel);
-	return reboot(LINUX_REBOOT_CMD_KEXEC) ? -errno : 0;
 }
 
 static double now_ms(void)

@@ -19,16 +19,21 @@
  * whole in the kept buffers (their numbers went on past the last one seen
  * before the kexec) and go on landing, that the page outside the mappings is
  * untouched, and that every DMAR fault of the boot is a write to it: none at
- * a mapped address. Then the VMM retrieves and binds the device, maps the
- * same memory at the same addresses in a new IOAS and attaches it, and the
- * frames go on; the device was not reset. In stage 2 it keeps everything
+ * a mapped address. Finishing the session is refused while the device
+ * still DMAs through the handed-over translation, since the finish could
+ * free the memory it reaches. Then the VMM retrieves and binds the device,
+ * maps the same memory at the same addresses in a new IOAS and attaches it,
+ * and the frames go on; the device was not reset. In stage 2 it keeps everything
  * again for a second update; in stage 3 it finishes, and the kernel frees
- * the tables the previous one handed over.
+ * the tables the previous one handed over. Before the first update, two
+ * kexecs cancelled after the hand-over was built must each undo it and leave
+ * the devices going on as they were.
  *
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-dma-kept.toml for the
  * machine.
  */
 
+#include "kexec.h"
 #include "rx.h"
 
 #define TEST_RLPML		0x1234
@@ -45,6 +50,8 @@
 #define PLAN_TOKEN		0x7f64
 #define STATE_SESSION		"vfio_pci_lu_dma_kept_state"
 #define STATE_TOKEN		995
+#define REFUSING_SESSION	"vfio_pci_lu_dma_kept_refusing"
+#define REFUSING_TOKEN		996
 
 /* What one stage tells the next about a device, in a preserved page. */
 struct plan {
@@ -183,11 +190,43 @@ static void set_up(struct kept *k)
 			 "%s: frames land in the buffers, none in the page\n", k->pci);
 }
 
+/*
+ * Two kexecs cancelled after both translations were handed over: each
+ * cancel takes the devices out of the hand-over (or the second freeze would
+ * find them there already and refuse), and the devices go on as they were.
+ */
+static void cancelled_kexecs(int luo_fd)
+{
+	int session_fd = preserve_refusing_file(luo_fd, REFUSING_SESSION, REFUSING_TOKEN);
+	char handed_over[96], stopped[96];
+	unsigned int i;
+	int first, second;
+
+	first = start_kexec("/lu/bzImage");
+	second = start_kexec("/lu/bzImage");
+	ksft_test_result(first == -ECANCELED && second == -ECANCELED,
+			 "two kexecs cancelled by a file refusing to freeze (%d, %d)\n",
+			 first, second);
+	for (i = 0; i < ARRAY_SIZE(devices); i++) {
+		struct kept *k = &devices[i];
+
+		snprintf(handed_over, sizeof(handed_over),
+			 "%s: DMA stays translated through the kexec", k->pci);
+		snprintf(stopped, sizeof(stopped), "%s: DMA stops at the kexec", k->pci);
+		k->plan->last_seq = newest_frame(k->data, DATA_BUFS);
+		ksft_test_result(kmsg_has(handed_over) == 1 && kmsg_has(stopped) == 0 &&
+				 bus_master(k->pci) == 1 && wait_for(newer_frame, k),
+				 "%s: handed over at both freezes; after the cancels, bus mastering on and the frames go on\n",
+				 k->pci);
+	}
+	close(session_fd);
+}
+
 static void run_stage_1(int luo_fd)
 {
 	unsigned int i;
 
-	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 4 * ARRAY_SIZE(devices) + 1);
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 5 * ARRAY_SIZE(devices) + 2);
 	for (i = 0; i < ARRAY_SIZE(devices); i++)
 		set_up(&devices[i]);
 	for (i = 0; i < ARRAY_SIZE(devices); i++) {
@@ -197,6 +236,7 @@ static void run_stage_1(int luo_fd)
 		ksft_test_result(refill(k) == 0 && preserve(luo_fd, k) == 0,
 				 "%s: keep it, still receiving, in %s\n", k->pci, k->session);
 	}
+	cancelled_kexecs(luo_fd);
 	ksft_test_result(faults_only_at_targets(),
 			 "every DMAR fault is a write to a page outside the mappings\n");
 	note_last_frames();
@@ -234,6 +274,13 @@ static void check_update(int luo_fd, struct kept *k)
 			 k->pci, k->plan->last_seq + 1, before, (long)up.tv_sec,
 			 up.tv_nsec / 1000000, least);
 	k->plan->last_seq = before;
+	/*
+	 * Finishing the session would free the memory the device still DMAs
+	 * into through the handed-over translation, were it allowed: it is
+	 * refused, and loses nothing (the frames go on landing).
+	 */
+	ksft_test_result(luo_session_finish(k->session_fd) == -EBUSY,
+			 "%s: finish refused (EBUSY) before the device is retrieved\n", k->pci);
 	ksft_test_result(wait_for(newer_frame, k) &&
 			 target_untouched(k->target, k->plan->target_phys),
 			 "%s: and go on landing before the VMM takes it back; none in the page\n",
@@ -251,6 +298,8 @@ static void take_back(struct kept *k)
 			 "%s: retrieve and bind it: bus mastering still on\n", k->pci);
 	if (k->dev_fd < 0)
 		fail_exit("no device to go on with");
+	ksft_test_result(luo_session_finish(k->session_fd) == -EBUSY,
+			 "%s: finish refused (EBUSY) before an IOAS is attached\n", k->pci);
 	ioas = alloc_ioas();
 	k->plan->last_seq = newest_frame(k->data, DATA_BUFS);
 	ksft_test_result(ioas && map_kept(k, ioas) == 0 && attach_ioas(k->dev_fd, ioas) == 0 &&
@@ -265,7 +314,7 @@ static void run_later_stage(int luo_fd, int state_session_fd, int stage)
 {
 	unsigned int i;
 
-	ksft_set_plan(ARRAY_SIZE(devices) * 7 + 2);
+	ksft_set_plan(ARRAY_SIZE(devices) * 9 + 2);
 	for (i = 0; i < ARRAY_SIZE(devices); i++)
 		check_update(luo_fd, &devices[i]);
 	ksft_test_result(kmsg_has("adopted the translation of 2 kept devices") == 1 &&

@@ -67,10 +67,6 @@
 /* Beyond this many allocations a loop is taken to never end. */
 #define MAX_FAULTS		400
 
-#define TEST_DEVICE		"/dev/rust_luo_test"
-#define SET_VALUE		_IO('L', 0x70)
-#define FAIL_FREEZE		_IO('L', 0x77)
-
 static int fail_nth_fd = -1;
 
 static const char *device_pci(int i)
@@ -220,16 +216,11 @@ static bool left_as_before(int fd, int efd, const unsigned char *before)
  */
 static bool freeze_through_faults(int luo_fd, int fd, int efd, const char *kernel)
 {
-	int n, ret, late_fd, refusing_fd, failed = 0;
+	int n, ret, late_fd, failed = 0;
 	unsigned char before[256];
 	bool ok = true;
 
-	late_fd = luo_create_session(luo_fd, LATE_SESSION);
-	refusing_fd = open(TEST_DEVICE, O_RDWR);
-	if (late_fd < 0 || refusing_fd < 0 || ioctl(refusing_fd, SET_VALUE, 1) ||
-	    ioctl(refusing_fd, FAIL_FREEZE) ||
-	    luo_session_preserve_fd(late_fd, refusing_fd, REFUSING_TOKEN))
-		fail_exit("preserve a file that refuses to freeze");
+	late_fd = preserve_refusing_file(luo_fd, LATE_SESSION, REFUSING_TOKEN);
 	if (pci_config_read(device_pci(0), before, sizeof(before), 0) != sizeof(before))
 		fail_exit("read the config space of %s", device_pci(0));
 	load_kexec(kernel);
@@ -248,7 +239,6 @@ static bool freeze_through_faults(int luo_fd, int fd, int efd, const char *kerne
 	ksft_print_msg("freeze: %d allocations, each failing cancelled the kexec\n", failed);
 	ok = ok && n <= MAX_FAULTS && ret == -ECANCELED && left_as_before(fd, efd, before);
 	close(late_fd);
-	close(refusing_fd);
 	return ok;
 }
 
