@@ -169,8 +169,10 @@ fn default_run_timeout() -> u32 {
     120
 }
 
-/// Kernel parameters every stage gets.
-const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 intel_iommu=on liveupdate=on";
+/// Kernel parameters every stage gets. A guest that times out is sent an NMI: the kernel then
+/// panics and prints every CPU's backtrace, so that the log says where it was stuck.
+const BASE_CMDLINE: &str = "console=ttyS0 panic=-1 intel_iommu=on liveupdate=on \
+                            unknown_nmi_panic panic_sys_info=all_bt";
 
 impl Scenario {
     pub fn parse(text: &str) -> Result<Self, String> {

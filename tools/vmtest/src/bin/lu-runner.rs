@@ -9,6 +9,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -241,6 +242,10 @@ fn run_scenario(
         &initrd,
         &plan.stages[0].cmdline,
     );
+    let qmp = opts.out.join(format!("{name}.qmp"));
+    let _ = fs::remove_file(&qmp);
+    qemu.arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", qmp.display()));
     // The guest's first serial port is its console, the second its init's event port.
     let events = opts.out.join(format!("{name}.events"));
     File::create(&events).map_err(|e| format!("{}: {e}", events.display()))?;
@@ -260,9 +265,10 @@ fn run_scenario(
     }
     let mut report = Report::default();
     let limit = Duration::from_secs(scenario.boot_timeout);
-    let mut boot_start = Instant::now();
+    let mut deadline = Instant::now() + limit;
+    let mut nmi_sent = false;
     let end = loop {
-        let left = (boot_start + limit).saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
                 let now = Instant::now();
@@ -282,22 +288,40 @@ fn run_scenario(
                 for p in progress {
                     println!("    {name}: {p}");
                 }
-                if monitor.boots() != boots {
-                    boot_start = Instant::now();
+                if monitor.boots() != boots && !nmi_sent {
+                    deadline = Instant::now() + limit;
                 }
+            }
+            // Where the guest is stuck: its kernel panics on the NMI and prints every CPU's
+            // backtrace (BASE_CMDLINE), then QEMU exits.
+            Err(mpsc::RecvTimeoutError::Timeout) if !nmi_sent && inject_nmi(&qmp).is_ok() => {
+                println!(
+                    "    {name}: no end after {} s: NMI sent for the guest's backtraces",
+                    limit.as_secs()
+                );
+                nmi_sent = true;
+                deadline = Instant::now() + NMI_GRACE;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
+                println!("    {name}: QEMU killed");
                 break End::TimedOut {
                     secs: limit.as_secs(),
                 };
             }
+            // The guest the NMI stopped timed out all the same.
+            Err(mpsc::RecvTimeoutError::Disconnected) if nmi_sent => {
+                break End::TimedOut {
+                    secs: limit.as_secs(),
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break End::Exited,
         }
     };
+    let _ = fs::remove_file(&qmp);
     let _ = child.wait();
     if let End::TimedOut { secs } = end {
-        println!("    {name}: no end after {secs} s: QEMU killed");
+        println!("    {name}: no end after {secs} s");
     }
     if !report.lines().is_empty() {
         println!("==> report of {name}");
@@ -306,6 +330,31 @@ fn run_scenario(
         }
     }
     Ok(monitor.finish(end))
+}
+
+/// How long a guest that timed out has to print its backtraces after the NMI.
+const NMI_GRACE: Duration = Duration::from_secs(30);
+
+/// Sends an NMI to the guest through QEMU's QMP socket at `path`.
+fn inject_nmi(path: &Path) -> io::Result<()> {
+    let mut stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut replies = BufReader::new(stream.try_clone()?);
+    let mut reply = String::new();
+    // The greeting, then one reply per command.
+    replies.read_line(&mut reply)?;
+    for command in [
+        r#"{"execute": "qmp_capabilities"}"#,
+        r#"{"execute": "inject-nmi"}"#,
+    ] {
+        writeln!(stream, "{command}")?;
+        reply.clear();
+        replies.read_line(&mut reply)?;
+        if !reply.contains("\"return\"") {
+            return Err(io::Error::other(reply.trim().to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// A line of the guest's console (or of QEMU's own messages) or of its event port.
