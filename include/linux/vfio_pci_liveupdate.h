@@ -7,6 +7,7 @@
 #ifndef _LINUX_VFIO_PCI_LIVEUPDATE_H
 #define _LINUX_VFIO_PCI_LIVEUPDATE_H
 
+#include <linux/errno.h>
 #include <linux/pci_liveupdate.h>
 #include <linux/types.h>
 
@@ -52,6 +53,12 @@ int vfio_pci_liveupdate_write_begin(struct vfio_pci_core_device *vdev,
 				    unsigned int index);
 void vfio_pci_liveupdate_write_end(struct vfio_pci_core_device *vdev,
 				   unsigned int index);
+/*
+ * VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA: whether the device's DMA goes on
+ * through a Live Update, and the requirement that it does.
+ */
+int vfio_pci_liveupdate_feature_dma(struct vfio_pci_core_device *vdev,
+				    u32 flags, void __user *arg, size_t argsz);
 #else
 static inline int vfio_pci_liveupdate_init(void)
 {
@@ -102,6 +109,13 @@ static inline void
 vfio_pci_liveupdate_write_end(struct vfio_pci_core_device *vdev,
 			      unsigned int index)
 {
+}
+
+static inline int
+vfio_pci_liveupdate_feature_dma(struct vfio_pci_core_device *vdev, u32 flags,
+				void __user *arg, size_t argsz)
+{
+	return -ENOTTY;
 }
 #endif
 

@@ -23,6 +23,7 @@ use crate::{
     prelude::*,
     sync::aref::ARef,
     types::Opaque,
+    uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
 };
 use core::{ptr, ptr::NonNull};
 
@@ -37,6 +38,57 @@ pub const DEVICE_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 11);
 pub const DEVICE_PCI_HOT_RESET: u32 = _IO(VFIO_TYPE, VFIO_BASE + 13);
 /// The region index of the config space (`VFIO_PCI_CONFIG_REGION_INDEX`).
 pub const PCI_CONFIG_REGION_INDEX: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
+
+/// A `VFIO_DEVICE_FEATURE` ioctl for one feature, as vfio-pci-core passes it on to the code
+/// of that feature, checked.
+pub enum FeatureRequest {
+    /// `VFIO_DEVICE_FEATURE_PROBE`: the feature is there, for the operations asked.
+    Probe,
+    /// `VFIO_DEVICE_FEATURE_GET`: the feature's value goes to the argument.
+    Get(UserSliceWriter),
+    /// `VFIO_DEVICE_FEATURE_SET`: the argument holds the feature's new value.
+    Set(UserSliceReader),
+}
+
+impl FeatureRequest {
+    /// Checks the ioctl's `flags` and argument (`arg`, `argsz` bytes) as
+    /// `vfio_check_feature()` does, for a feature that supports GET when `get` and SET when
+    /// `set`, whose argument is `size` bytes. `EINVAL` for an operation it does not support,
+    /// for both GET and SET at once, and for an argument shorter than `size`.
+    pub fn new(
+        flags: u32,
+        arg: UserPtr,
+        argsz: usize,
+        get: bool,
+        set: bool,
+        size: usize,
+    ) -> Result<Self> {
+        let mut ops = 0;
+        if get {
+            ops |= bindings::VFIO_DEVICE_FEATURE_GET;
+        }
+        if set {
+            ops |= bindings::VFIO_DEVICE_FEATURE_SET;
+        }
+        // SAFETY: The function only looks at its arguments.
+        let ret = unsafe { bindings::vfio_check_feature(flags, argsz, ops, size) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        if ret == 0 {
+            return Ok(Self::Probe);
+        }
+        let slice = UserSlice::new(arg, size);
+        match (
+            flags & bindings::VFIO_DEVICE_FEATURE_GET != 0,
+            flags & bindings::VFIO_DEVICE_FEATURE_SET != 0,
+        ) {
+            (true, false) => Ok(Self::Get(slice.writer())),
+            (false, true) => Ok(Self::Set(slice.reader())),
+            _ => Err(EINVAL),
+        }
+    }
+}
 
 /// A vfio device of a PCI function, driven by vfio-pci-core (`struct vfio_pci_core_device`).
 ///

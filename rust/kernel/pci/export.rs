@@ -28,6 +28,27 @@ impl IntoC for Result {
     }
 }
 
+/// `Ok(value)` becomes `value`, which must fit a non-negative `c_int`, `Err` a negative errno.
+impl IntoC for Result<u32> {
+    type C = c_int;
+
+    fn into_c(self) -> c_int {
+        match self.and_then(|v| c_int::try_from(v).map_err(|_| ERANGE)) {
+            Ok(v) => v,
+            Err(e) => e.to_errno(),
+        }
+    }
+}
+
+/// `Ok(true)` becomes 1, `Ok(false)` 0, `Err` a negative errno.
+impl IntoC for Result<bool> {
+    type C = c_int;
+
+    fn into_c(self) -> c_int {
+        self.map(u32::from).into_c()
+    }
+}
+
 impl IntoC for bool {
     type C = bool;
 

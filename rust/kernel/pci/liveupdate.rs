@@ -31,6 +31,19 @@ pub fn unregister_flb<T: FileHandler>(handler: &Registration<T>) {
     unsafe { bindings::pci_liveupdate_unregister_flb(handler.as_raw()) };
 }
 
+/// Why a kept device's DMA would stop at the kexec ([`Device::liveupdate_dma_stops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaStops {
+    /// No IOMMU that translates it can hand its translation over.
+    Unsupported,
+    /// A mapping points at memory that is not preserved for the next kernel.
+    NotKept,
+    /// Its domain maps nothing.
+    NothingMapped,
+    /// Its translation structures cannot be handed over.
+    Tables,
+}
+
 impl<Ctx: DeviceContext> Device<Ctx> {
     /// Records this device, and the bridges above it, for the next kernel.
     ///
@@ -62,11 +75,34 @@ impl<Ctx: DeviceContext> Device<Ctx> {
     /// For a device frozen for the kexec: hands the IOMMU translation of its DMA over to the
     /// next kernel when it can, so that its bus mastering stays on through the kexec; when
     /// it cannot (it maps memory that is not kept, its unit is not VT-d in legacy mode), says
-    /// why, and the device is quiesced at the kexec. Fails only with `ENOMEM`.
+    /// why, and the device is quiesced at the kexec. Whether it handed the translation over;
+    /// fails only with `ENOMEM`.
     #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
-    pub fn liveupdate_freeze_translation(&self) -> Result {
+    pub fn liveupdate_freeze_translation(&self) -> Result<bool> {
         // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
-        to_result(unsafe { bindings::intel_iommu_liveupdate_freeze(self.as_raw()) })
+        let ret = unsafe { bindings::intel_iommu_liveupdate_freeze(self.as_raw()) };
+        to_result(ret).map(|()| ret > 0)
+    }
+
+    /// Why this device's DMA would stop at a kexec now, were it kept, rather than go on with
+    /// its IOMMU translation handed over (see [`Device::liveupdate_freeze_translation`]);
+    /// `None` when it would go on. Says why in the kernel log. Fails only with `ENOMEM`.
+    pub fn liveupdate_dma_stops(&self) -> Result<Option<DmaStops>> {
+        #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
+        {
+            // SAFETY: `self.as_raw()` is a valid `struct pci_dev`.
+            let ret = unsafe { bindings::intel_iommu_liveupdate_check(self.as_raw()) };
+            to_result(ret)?;
+            Ok(match ret.unsigned_abs() {
+                0 => None,
+                bindings::INTEL_IOMMU_LU_STOPS_NOT_KEPT => Some(DmaStops::NotKept),
+                bindings::INTEL_IOMMU_LU_STOPS_NOTHING_MAPPED => Some(DmaStops::NothingMapped),
+                bindings::INTEL_IOMMU_LU_STOPS_TABLES => Some(DmaStops::Tables),
+                _ => Some(DmaStops::Unsupported),
+            })
+        }
+        #[cfg(not(CONFIG_INTEL_IOMMU_LIVEUPDATE))]
+        Ok(Some(DmaStops::Unsupported))
     }
 
     /// Undoes [`Device::liveupdate_freeze_translation`] when the kexec is cancelled.

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use liveupdate_core::intel_iommu::kept::{chunk_at, Chunk, KeptMemory, Preservations};
 use liveupdate_core::intel_iommu::tables::{
-    build_unit, validate_unit, BuildError, HandedOver, Invalid, KeptDevice, NewTables, TableMemory,
-    Unkept, ENTRIES, SL_ADDRESS, SL_READ, SL_SNOOP, SL_SUPERPAGE, SL_WRITE,
+    build_unit, validate_unit, BuildError, DryRun, HandedOver, Invalid, KeptDevice, NewTables,
+    TableMemory, Unkept, ENTRIES, SL_ADDRESS, SL_READ, SL_SNOOP, SL_SUPERPAGE, SL_WRITE,
 };
 use proptest::prelude::*;
 
@@ -272,6 +272,37 @@ fn a_mapping_of_memory_not_kept_refuses_the_handover() {
         build(&mut s),
         Err(BuildError::NotKept(Unkept { size: MIB2, .. }))
     ));
+}
+
+/// The verdict of a dry run of `scene`'s build, and its page count.
+fn dry_run(scene: &Scene) -> Result<usize, BuildError> {
+    let mut devices = scene.devices.clone();
+    let mut pages = DryRun::default();
+    let mut kept = KeptMemory::new(&scene.preserved);
+    build_unit(&mut devices, &scene.live, &mut pages, &mut kept)?;
+    Ok(pages.pages)
+}
+
+#[test]
+fn a_dry_run_gives_the_verdict_of_the_build() {
+    let mut s = scene();
+    let (_, built) = build(&mut s).unwrap();
+    assert_eq!(dry_run(&scene()), Ok(built.pages.len()));
+    // Memory that is not kept, a domain that maps nothing, one domain id on two tables.
+    let mut unkept = scene();
+    unkept.preserved.0.remove(&(HUGE, 9));
+    let mut empty = scene();
+    let top = LiveDomain::new(&mut empty.live).top;
+    empty
+        .devices
+        .push(KeptDevice::from_live(0x0300, live_context(top, 3, 0)).unwrap());
+    let mut mismatch = scene();
+    mismatch.devices[2].domain_id = 1;
+    for mut s in [unkept, empty, mismatch] {
+        let verdict = dry_run(&s);
+        assert!(verdict.is_err());
+        assert_eq!(verdict.err(), build(&mut s).err());
+    }
 }
 
 #[test]

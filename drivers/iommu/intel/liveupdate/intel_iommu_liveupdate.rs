@@ -29,6 +29,7 @@
 //! mastering off, reset), and translation is never switched off under them.
 
 use kernel::{
+    bindings,
     iommu::vtd::{self, Unit},
     kho::{self, Incoming, KhoBlockSet, KhoMem, Outgoing},
     liveupdate::{Flb, FlbOps, Handle},
@@ -47,7 +48,7 @@ pub mod tables;
 
 use abi::{Record, COMPATIBLE, RECORD_SIZE};
 use kept::{KeptMemory, Preservations};
-use tables::{BuildError, DisplayBdf, HandedOver, KeptDevice, NewTables, TableMemory};
+use tables::{BuildError, DisplayBdf, DryRun, HandedOver, KeptDevice, NewTables, TableMemory};
 
 module! {
     type: IntelIommuLiveupdate,
@@ -651,24 +652,29 @@ impl FlbOps for IntelFlb {
 #[export_name = "intel_iommu_liveupdate_flb"]
 static INTEL_FLB: Flb<IntelFlb> = Flb::new(COMPATIBLE);
 
+/// Why `dev`'s translation cannot be handed over before its tables are looked at.
+fn unsupported(e: Error) -> &'static str {
+    if e == EOPNOTSUPP {
+        "its VT-d unit is in scalable mode"
+    } else {
+        "no VT-d unit translates it"
+    }
+}
+
 /// Hands `dev`'s translation over, when it can (see `Device::liveupdate_freeze_translation`).
-fn freeze(dev: &pci::Device) -> Result {
+/// Whether it did.
+fn freeze(dev: &pci::Device) -> Result<bool> {
     let kept = vtd::context_of(dev)
         .map(|(unit, bdf, context)| (unit, KeptDevice::from_live(bdf, context)));
     let (unit, kept) = match kept {
         Ok((unit, Ok(kept))) => (unit, kept),
         Ok((_, Err(why))) => {
             dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", why);
-            return Ok(());
+            return Ok(false);
         }
         Err(e) => {
-            let why = if e == EOPNOTSUPP {
-                "its VT-d unit is in scalable mode"
-            } else {
-                "no VT-d unit translates it"
-            };
-            dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", why);
-            return Ok(());
+            dev_info!(dev.as_ref(), "DMA stops at the kexec: {}\n", unsupported(e));
+            return Ok(false);
         }
     };
     let mut state = state()?.lock();
@@ -677,7 +683,7 @@ fn freeze(dev: &pci::Device) -> Result {
             dev.as_ref(),
             "DMA stops at the kexec: no VT-d record for the next kernel\n"
         );
-        return Ok(());
+        return Ok(false);
     };
     let hu = outgoing.unit_of(unit)?;
     hu.live.push(kept, GFP_KERNEL)?;
@@ -705,7 +711,48 @@ fn freeze(dev: &pci::Device) -> Result {
             pages
         );
     }
-    Ok(())
+    Ok(verdict.is_ok())
+}
+
+/// Whether a kexec now could hand `dev`'s translation over, were the device kept: 0, or the
+/// `INTEL_IOMMU_LU_STOPS_*` code of why its DMA would stop.
+fn check(dev: &pci::Device) -> Result<u32> {
+    let (bdf, context) = match vtd::context_of(dev) {
+        Ok((_, bdf, context)) => (bdf, context),
+        Err(e) => {
+            dev_info!(
+                dev.as_ref(),
+                "DMA would stop at a kexec: {}\n",
+                unsupported(e)
+            );
+            return Ok(bindings::INTEL_IOMMU_LU_STOPS_UNSUPPORTED);
+        }
+    };
+    let verdict = KeptDevice::from_live(bdf, context).and_then(|dev| {
+        let mut kept = KeptMemory::new(&PreservedHere);
+        tables::build_unit(&mut [dev], &LiveTables, &mut DryRun::default(), &mut kept)
+    });
+    match verdict {
+        Ok(_) => Ok(0),
+        Err(why) => {
+            dev_info!(dev.as_ref(), "DMA would stop at a kexec: {}\n", why);
+            stops(why)
+        }
+    }
+}
+
+/// The `INTEL_IOMMU_LU_STOPS_*` code of `why`.
+fn stops(why: BuildError) -> Result<u32> {
+    Ok(match why {
+        BuildError::OutOfMemory => return Err(ENOMEM),
+        BuildError::NotKept(_) => bindings::INTEL_IOMMU_LU_STOPS_NOT_KEPT,
+        BuildError::NothingMapped(_) => bindings::INTEL_IOMMU_LU_STOPS_NOTHING_MAPPED,
+        BuildError::NotTranslated(_)
+        | BuildError::PassThrough(_)
+        | BuildError::Malformed(_)
+        | BuildError::Unreadable(_)
+        | BuildError::DomainMismatch(_) => bindings::INTEL_IOMMU_LU_STOPS_TABLES,
+    })
 }
 
 /// Undoes [`freeze`] when the kexec is cancelled.
@@ -762,6 +809,7 @@ kernel::export_pci_device_fns! {
     intel_iommu_liveupdate_unfreeze() -> () = unfreeze;
     intel_iommu_liveupdate_translates() -> bool = translates;
     intel_iommu_liveupdate_adopted() -> bool = adopted;
+    intel_iommu_liveupdate_check() -> c_int = check;
 }
 
 /// At the kexec, with interrupts off: points `unit` at its handover root table, if it has

@@ -29,3 +29,5 @@ EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_freeze);
 EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_unfreeze);
 /* adopted() */
 EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_adopted);
+/* check() */
+EXPORT_SYMBOL_GPL(intel_iommu_liveupdate_check);

@@ -150,6 +150,26 @@ pub trait NewTables {
     fn set(&mut self, page: Self::Page, index: usize, entry: u64);
 }
 
+/// New table pages that are only counted: [`build_unit`] on it says whether, and with how
+/// many pages, the tables could be built, and writes nothing.
+#[derive(Default)]
+pub struct DryRun {
+    /// The pages the build asked for.
+    pub pages: usize,
+}
+
+impl NewTables for DryRun {
+    type Page = ();
+
+    fn alloc(&mut self) -> Option<((), u64)> {
+        self.pages += 1;
+        // An address no two pages share; nothing is written there.
+        Some(((), (self.pages as u64) << 12))
+    }
+
+    fn set(&mut self, _page: (), _index: usize, _entry: u64) {}
+}
+
 /// A mapping of `size` bytes at `iova` of the device `bdf` to `phys`, not all of which is
 /// kept memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,11 +31,13 @@ use kernel::{
     new_condvar, new_mutex,
     pci::{
         self,
+        liveupdate::DmaStops,
         saved_state::{SavedCap, SavedState, SavedStateRef},
     },
     prelude::*,
     sync::{aref::ARef, CondVar, Mutex, SetOnce},
-    vfio::{self, PciCoreDevice},
+    uaccess::UserPtr,
+    vfio::{self, FeatureRequest, PciCoreDevice},
 };
 
 pub mod abi;
@@ -114,8 +116,18 @@ struct Retrieved {
     finished: bool,
 }
 
+/// A device whose file is preserved, in the outgoing kernel.
+struct Preserved {
+    addr: DevAddr,
+    /// Its user requires its DMA to go on through the kexec
+    /// (`VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA`): the freeze fails rather than stop it.
+    dma_required: bool,
+}
+
 /// What the handler tracks across its callbacks and vfio-pci-core's calls.
 struct Devices {
+    /// Outgoing kernel: devices whose file is preserved, until unpreserved.
+    preserved: KVec<Preserved>,
     /// Outgoing kernel: preserved devices between freeze and the kexec (or unfreeze).
     frozen: KVec<DevAddr>,
     /// State changes under way (resets, interrupt set-up, config writes), counted per device:
@@ -335,8 +347,20 @@ impl FileHandler for VfioPciHandler {
         let handle = Handle::of(&mem);
         let kho_size = mem.size();
         let state = KBox::pin_init(new_mutex!(mem), GFP_KERNEL)?;
+        let devices = devices().ok_or(ENODEV)?;
+        let addr = DevAddr::of(vdev.pci_dev());
+        devices.lock().preserved.push(
+            Preserved {
+                addr,
+                dma_required: false,
+            },
+            GFP_KERNEL,
+        )?;
         // Last, so that nothing else can fail after the PCI core has the device.
-        vdev.pci_dev().liveupdate_preserve()?;
+        if let Err(e) = vdev.pci_dev().liveupdate_preserve() {
+            devices.lock().preserved.retain(|p| p.addr != addr);
+            return Err(e);
+        }
         dev_info!(
             vdev.pci_dev().as_ref(),
             "preserved for Live Update: {}-byte record in {} bytes of KHO memory (config space {} of {} bytes, PCI state {})\n",
@@ -352,6 +376,10 @@ impl FileHandler for VfioPciHandler {
     fn unpreserve(file: &File, _handle: Handle, _state: Self::Preserved) {
         // Dropping the state frees the record.
         if let Some(vdev) = PciCoreDevice::from_bound_cdev_file(file) {
+            if let Some(devices) = devices() {
+                let addr = DevAddr::of(vdev.pci_dev());
+                devices.lock().preserved.retain(|p| p.addr != addr);
+            }
             if vdev.pci_dev().liveupdate_unpreserve().is_err() {
                 dev_err!(
                     vdev.pci_dev().as_ref(),
@@ -385,7 +413,18 @@ impl FileHandler for VfioPciHandler {
         });
         // Last: once handed over, the translation is what the kexec leaves bus mastering on for.
         #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
-        let frozen = frozen.and_then(|()| dev.liveupdate_freeze_translation());
+        let frozen = frozen
+            .and_then(|()| dev.liveupdate_freeze_translation())
+            .and_then(|handed_over| {
+                if handed_over || !dma_required(addr) {
+                    return Ok(());
+                }
+                dev_err!(
+                    dev.as_ref(),
+                    "refusing the kexec: its user requires its DMA to go on through it, and it would stop (see above)\n"
+                );
+                Err(EINVAL)
+            });
         if let Err(e) = frozen {
             dev.liveupdate_unfreeze();
             thaw(vdev);
@@ -577,6 +616,69 @@ impl FileHandler for VfioPciHandler {
     }
 }
 
+/// Whether the user of the preserved device at `addr` requires its DMA to go on through the
+/// kexec.
+fn dma_required(addr: DevAddr) -> bool {
+    devices().is_some_and(|d| {
+        d.lock()
+            .preserved
+            .iter()
+            .any(|p| p.addr == addr && p.dma_required)
+    })
+}
+
+/// `VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA`: whether the device's DMA would go on through a kexec
+/// now, and the requirement that it does, for a preserved device.
+fn feature_dma(vdev: &PciCoreDevice, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+    let size = core::mem::size_of::<bindings::vfio_device_feature_liveupdate_dma>();
+    let dev = vdev.pci_dev();
+    let addr = DevAddr::of(dev);
+    match FeatureRequest::new(flags, arg, argsz, true, true, size)? {
+        FeatureRequest::Probe => Ok(()),
+        FeatureRequest::Get(mut out) => {
+            let (mut flags, reason) = match dev.liveupdate_dma_stops()? {
+                None => (bindings::VFIO_LIVEUPDATE_DMA_CONTINUES, 0),
+                Some(why) => (0, dma_stops_reason(why)),
+            };
+            if dma_required(addr) {
+                flags |= bindings::VFIO_LIVEUPDATE_DMA_REQUIRED;
+            }
+            out.write(&flags)?;
+            out.write(&reason)
+        }
+        FeatureRequest::Set(mut input) => {
+            let flags: u32 = input.read()?;
+            let reason: u32 = input.read()?;
+            if flags & !bindings::VFIO_LIVEUPDATE_DMA_REQUIRED != 0 || reason != 0 {
+                return Err(EINVAL);
+            }
+            let required = flags != 0;
+            let devices = devices().ok_or(ENODEV)?;
+            let mut devices = devices.lock();
+            let preserved = devices
+                .preserved
+                .iter_mut()
+                .find(|p| p.addr == addr)
+                .ok_or(EINVAL)?;
+            if required && !cfg!(CONFIG_INTEL_IOMMU_LIVEUPDATE) {
+                return Err(EOPNOTSUPP);
+            }
+            preserved.dma_required = required;
+            Ok(())
+        }
+    }
+}
+
+/// The `VFIO_LIVEUPDATE_DMA_*` reason for `why`.
+fn dma_stops_reason(why: DmaStops) -> u32 {
+    match why {
+        DmaStops::Unsupported => bindings::VFIO_LIVEUPDATE_DMA_UNSUPPORTED,
+        DmaStops::NotKept => bindings::VFIO_LIVEUPDATE_DMA_NOT_KEPT,
+        DmaStops::NothingMapped => bindings::VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED,
+        DmaStops::Tables => bindings::VFIO_LIVEUPDATE_DMA_TABLES,
+    }
+}
+
 /// Whether `dev` may still DMA through the tables the previous kernel handed over.
 #[cfg(CONFIG_INTEL_IOMMU_LIVEUPDATE)]
 fn dma_reaches_handed_over_memory(dev: &pci::Device) -> bool {
@@ -753,6 +855,7 @@ kernel::export_vfio_pci_core_fns! {
     vfio_pci_liveupdate_ioctl_end(cmd: c_uint) -> () = ioctl_end;
     vfio_pci_liveupdate_write_begin(index: c_uint) -> c_int = write_begin;
     vfio_pci_liveupdate_write_end(index: c_uint) -> () = write_end;
+    vfio_pci_liveupdate_feature_dma(flags: u32, arg: UserPtr, argsz: usize) -> c_int = feature_dma;
 }
 
 #[pin_data]
@@ -770,6 +873,7 @@ impl kernel::InPlaceModule for VfioPciLiveupdate {
             let tracked = KBox::pin_init(
                 pin_init!(Tracked {
                     devices <- new_mutex!(Devices {
+                        preserved: KVec::new(),
                         frozen: KVec::new(),
                         changing: KVec::new(),
                         retrieved: KVec::new(),

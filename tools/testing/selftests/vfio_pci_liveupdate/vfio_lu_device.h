@@ -107,6 +107,19 @@ static inline int bind_iommufd(int fd, const __u8 *vf_token)
 	return ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) ? -errno : 0;
 }
 
+/* Unmaps the @len bytes mapped at @iova in @ioas; 0 or -errno. */
+static inline int ioas_unmap(__u32 ioas, __u64 iova, size_t len)
+{
+	struct iommu_ioas_unmap unmap = {
+		.size = sizeof(unmap),
+		.ioas_id = ioas,
+		.iova = iova,
+		.length = len,
+	};
+
+	return ioctl(iommufd, IOMMU_IOAS_UNMAP, &unmap) ? -errno : 0;
+}
+
 /* Attaches the bound @fd to @ioas, whose mappings its DMA then goes through; 0 or -errno. */
 static inline int attach_ioas(int fd, __u32 ioas)
 {
@@ -116,6 +129,35 @@ static inline int attach_ioas(int fd, __u32 ioas)
 	};
 
 	return ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach) ? -errno : 0;
+}
+
+/*
+ * VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA on the device file @fd, @op being
+ * VFIO_DEVICE_FEATURE_GET, _SET or _PROBE (with GET and SET): @arg goes in,
+ * and comes back for a GET; 0 or -errno.
+ */
+static inline int liveupdate_dma(int fd, __u32 op, struct vfio_device_feature_liveupdate_dma *arg)
+{
+	__u64 buf[(sizeof(struct vfio_device_feature) + sizeof(*arg) + 7) / 8];
+	struct vfio_device_feature *feature = (struct vfio_device_feature *)buf;
+
+	feature->argsz = sizeof(*feature) + sizeof(*arg);
+	feature->flags = op | VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA;
+	memcpy(feature->data, arg, sizeof(*arg));
+	if (ioctl(fd, VFIO_DEVICE_FEATURE, feature))
+		return -errno;
+	memcpy(arg, feature->data, sizeof(*arg));
+	return 0;
+}
+
+/* Sets VFIO_LIVEUPDATE_DMA_REQUIRED on the device file @fd, or lifts it; 0 or -errno. */
+static inline int require_dma(int fd, int required)
+{
+	struct vfio_device_feature_liveupdate_dma arg = {
+		.flags = required ? VFIO_LIVEUPDATE_DMA_REQUIRED : 0,
+	};
+
+	return liveupdate_dma(fd, VFIO_DEVICE_FEATURE_SET, &arg);
 }
 
 /*

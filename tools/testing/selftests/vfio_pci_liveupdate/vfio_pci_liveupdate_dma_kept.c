@@ -25,9 +25,11 @@
  * maps the same memory at the same addresses in a new IOAS and attaches it,
  * and the frames go on; the device was not reset. In stage 2 it keeps everything
  * again for a second update; in stage 3 it finishes, and the kernel frees
- * the tables the previous one handed over. Before the first update, two
- * kexecs cancelled after the hand-over was built must each undo it and leave
- * the devices going on as they were.
+ * the tables the previous one handed over. Before the first update, the VMM
+ * requires the devices' DMA to go on (VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA);
+ * two kexecs cancelled after the hand-over was built must each undo it and
+ * leave the devices going on as they were, and a kexec while memory that is
+ * not kept is mapped must fail rather than stop their DMA.
  *
  * See tools/vmtest/scenarios/vfio-pci-liveupdate-dma-kept.toml for the
  * machine.
@@ -41,6 +43,7 @@
 #define RING_DESCS		2048	/* 40 s of frames */
 #define DATA_BUFS		64
 #define DATA_IOVA		0x100000000ULL	/* after the ring */
+#define ANON_IOVA		0x600000000ULL	/* memory that is not kept, for a while */
 #define HOSTILE_EVERY		8
 
 #define DEVICE_TOKEN		0x7f60
@@ -190,18 +193,40 @@ static void set_up(struct kept *k)
 			 "%s: frames land in the buffers, none in the page\n", k->pci);
 }
 
+/* VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA GET on @k: whether it says @flags and @reason. */
+static bool dma_feature_says(struct kept *k, __u32 flags, __u32 reason)
+{
+	struct vfio_device_feature_liveupdate_dma dma = {};
+
+	return liveupdate_dma(k->dev_fd, VFIO_DEVICE_FEATURE_GET, &dma) == 0 &&
+	       dma.flags == flags && dma.reason == reason;
+}
+
 /*
- * Two kexecs cancelled after both translations were handed over: each
- * cancel takes the devices out of the hand-over (or the second freeze would
- * find them there already and refuse), and the devices go on as they were.
+ * The VMM requires both devices' DMA to go on through the update. Two kexecs
+ * cancelled after both translations were handed over: each cancel takes the
+ * devices out of the hand-over (or the second freeze would find them there
+ * already and refuse), and the devices go on as they were. Then a page of
+ * memory that is not kept is mapped: the devices' DMA could no longer go on,
+ * and a kexec fails at their freeze rather than stop it; unmapped again, the
+ * update may go ahead, with the requirement.
  */
-static void cancelled_kexecs(int luo_fd)
+static void refused_and_cancelled_kexecs(int luo_fd)
 {
 	int session_fd = preserve_refusing_file(luo_fd, REFUSING_SESSION, REFUSING_TOKEN);
+	const __u32 both = VFIO_LIVEUPDATE_DMA_CONTINUES | VFIO_LIVEUPDATE_DMA_REQUIRED;
 	char handed_over[96], stopped[96];
 	unsigned int i;
-	int first, second;
+	int first, second, ret;
+	void *anon;
 
+	for (i = 0; i < ARRAY_SIZE(devices); i++) {
+		struct kept *k = &devices[i];
+
+		ksft_test_result(dma_feature_says(k, VFIO_LIVEUPDATE_DMA_CONTINUES, 0) &&
+				 require_dma(k->dev_fd, 1) == 0 && dma_feature_says(k, both, 0),
+				 "%s: its DMA would go on through a kexec; require it\n", k->pci);
+	}
 	first = start_kexec("/lu/bzImage");
 	second = start_kexec("/lu/bzImage");
 	ksft_test_result(first == -ECANCELED && second == -ECANCELED,
@@ -219,6 +244,29 @@ static void cancelled_kexecs(int luo_fd)
 				 "%s: handed over at both freezes; after the cancels, bus mastering on and the frames go on\n",
 				 k->pci);
 	}
+
+	anon = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (anon == MAP_FAILED || ioas_map(ioas_id, anon, page_size, ANON_IOVA))
+		fail_exit("map anonymous memory at %#llx", ANON_IOVA);
+	ksft_test_result(dma_feature_says(&devices[0], VFIO_LIVEUPDATE_DMA_REQUIRED,
+					  VFIO_LIVEUPDATE_DMA_NOT_KEPT),
+			 "with anonymous memory mapped, its DMA would stop (not kept)\n");
+	ret = start_kexec("/lu/bzImage");
+	ksft_test_result(ret == -EINVAL &&
+			 kmsg_has("refusing the kexec: its user requires its DMA to go on") == 1,
+			 "so the kexec fails at the freeze of the first device (%d)\n", ret);
+	for (i = 0; i < ARRAY_SIZE(devices); i++) {
+		struct kept *k = &devices[i];
+
+		k->plan->last_seq = newest_frame(k->data, DATA_BUFS);
+		ksft_test_result(bus_master(k->pci) == 1 && wait_for(newer_frame, k),
+				 "%s: after it, bus mastering on and the frames go on\n", k->pci);
+	}
+	ksft_test_result(ioas_unmap(ioas_id, ANON_IOVA, page_size) == 0 &&
+			 dma_feature_says(&devices[0], both, 0),
+			 "unmapped, its DMA would go on again, still required\n");
+	munmap(anon, page_size);
 	close(session_fd);
 }
 
@@ -226,7 +274,7 @@ static void run_stage_1(int luo_fd)
 {
 	unsigned int i;
 
-	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 5 * ARRAY_SIZE(devices) + 2);
+	start_stage_1(luo_fd, STATE_SESSION, STATE_TOKEN, 7 * ARRAY_SIZE(devices) + 5);
 	for (i = 0; i < ARRAY_SIZE(devices); i++)
 		set_up(&devices[i]);
 	for (i = 0; i < ARRAY_SIZE(devices); i++) {
@@ -236,7 +284,7 @@ static void run_stage_1(int luo_fd)
 		ksft_test_result(refill(k) == 0 && preserve(luo_fd, k) == 0,
 				 "%s: keep it, still receiving, in %s\n", k->pci, k->session);
 	}
-	cancelled_kexecs(luo_fd);
+	refused_and_cancelled_kexecs(luo_fd);
 	ksft_test_result(faults_only_at_targets(),
 			 "every DMAR fault is a write to a page outside the mappings\n");
 	note_last_frames();

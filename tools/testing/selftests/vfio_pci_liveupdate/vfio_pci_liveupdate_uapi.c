@@ -13,6 +13,12 @@
  * moved for a while to virtio_vfio_pci, a vfio-pci-core variant driver that
  * binds to any function through driver_override: the handler must refuse
  * the files of variant drivers, whose own state it does not keep.
+ *
+ * VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA: a device must be preserved before its
+ * user may require its DMA to go on through the update, flags and reason are
+ * checked, GET says why its DMA would stop (its IOAS maps nothing), and the
+ * requirement ends with the preservation. In a kernel without the VT-d
+ * hand-over, GET says so and the requirement is refused.
  */
 
 #include <stdlib.h>
@@ -119,12 +125,13 @@ static void expect(int got, int want, const char *what)
 int main(void)
 {
 	const char *cdev = device_cdev(DEVICE_PCI);
+	struct vfio_device_feature_liveupdate_dma dma = {};
 	__u64 dma_src = TEST_DMA_SRC;
 	int luo_fd, session_fd, other_fd, variant_fd, dev_fd, pf_fd, vf_fd, fd;
 	int pipe_fds[2];
 
 	ksft_print_header();
-	ksft_set_plan(18);
+	ksft_set_plan(25);
 	luo_fd = luo_open_device();
 	if (luo_fd < 0 || !cdev || open_iommufd_ioas() || pipe(pipe_fds))
 		fail_exit("set up /dev/liveupdate, %s, iommufd", DEVICE_PCI);
@@ -170,8 +177,37 @@ int main(void)
 	/* The device file, once bound; nothing of the refusals is left. */
 	if (bind_device(dev_fd) || bar0_rw64(dev_fd, 1, &dma_src, EDU_DMA_SRC))
 		fail_exit("bind %s and write a BAR register", DEVICE_PCI);
+	expect(liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_GET |
+			      VFIO_DEVICE_FEATURE_SET, &dma), 0,
+	       "probe VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA");
+	expect(require_dma(dev_fd, 1), -EINVAL,
+	       "require DMA through the update of a device not preserved");
 	expect(luo_session_preserve_fd(session_fd, dev_fd, TOKEN), 0,
 	       "the bound device file, with the token refused calls named");
+	dma = (struct vfio_device_feature_liveupdate_dma){ .flags = 1 << 2 };
+	expect(liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_SET, &dma), -EINVAL,
+	       "set an unknown LIVEUPDATE_DMA flag");
+	dma = (struct vfio_device_feature_liveupdate_dma){
+		.flags = VFIO_LIVEUPDATE_DMA_REQUIRED, .reason = 1 };
+	expect(liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_SET, &dma), -EINVAL,
+	       "set LIVEUPDATE_DMA with a reason");
+	if (liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_GET, &dma) == 0 &&
+	    dma.reason == VFIO_LIVEUPDATE_DMA_UNSUPPORTED) {
+		/* A kernel without CONFIG_INTEL_IOMMU_LIVEUPDATE (the Kconfig matrix). */
+		expect(require_dma(dev_fd, 1), -EOPNOTSUPP,
+		       "require DMA through the update, no IOMMU able to hand it over");
+		ksft_test_result(liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_GET, &dma) == 0 &&
+				 dma.flags == 0,
+				 "GET: its DMA would stop, not required (%#x, %u)\n",
+				 dma.flags, dma.reason);
+	} else {
+		expect(require_dma(dev_fd, 1), 0, "require DMA through the update, once preserved");
+		ksft_test_result(liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_GET, &dma) == 0 &&
+				 dma.flags == VFIO_LIVEUPDATE_DMA_REQUIRED &&
+				 dma.reason == VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED,
+				 "GET: required; its DMA would stop, as its IOAS maps nothing (%#x, %u)\n",
+				 dma.flags, dma.reason);
+	}
 	expect(luo_session_preserve_fd(session_fd, dev_fd, OTHER_TOKEN), -EBUSY,
 	       "the same file again in the same session");
 	expect(luo_session_preserve_fd(other_fd, dev_fd, OTHER_TOKEN), -EBUSY,
@@ -187,6 +223,9 @@ int main(void)
 	session_fd = luo_create_session(luo_fd, SESSION);
 	expect(luo_session_preserve_fd(session_fd, dev_fd, TOKEN), 0,
 	       "preserve it again after its session was closed");
+	ksft_test_result(liveupdate_dma(dev_fd, VFIO_DEVICE_FEATURE_GET, &dma) == 0 &&
+			 !(dma.flags & VFIO_LIVEUPDATE_DMA_REQUIRED),
+			 "the requirement ended with the preservation (%#x)\n", dma.flags);
 	close(session_fd);
 
 	expect(open_unprivileged("/dev/liveupdate"), -EACCES,
