@@ -26,8 +26,10 @@ kind=warm
 
 "$LU_TOP/scripts/setup.sh" || exit 1
 
+# The liveupdate crate checks its uapi against the kernel tree's headers, as
+# the hooks patch them.
+"$LU_TOP/scripts/prepare-tree.sh" >/dev/null || exit 1
 lu_step "host tests (cargo test)"
-# The liveupdate crate checks its uapi against the kernel tree's headers.
 (cd "$LU_TOP" && LU_KERNEL_SRC="$KERNEL_SRC" lu_cargo test --workspace --locked 2>&1) | tee -a "$log"
 host_rc=${PIPESTATUS[0]}
 

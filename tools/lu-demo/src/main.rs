@@ -27,7 +27,10 @@ use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use liveupdate::{DmaBuffer, Ioas, Iommufd, LiveUpdate, Session, VfioDevice, CONFIG_REGION};
+use liveupdate::{
+    DmaBuffer, DmaStops, DmaThroughUpdate, Ioas, Iommufd, LiveUpdate, Session, VfioDevice,
+    CONFIG_REGION,
+};
 
 const DEVICE: &str = "0000:01:00.0";
 const KEPT_IGB: &str = "0000:02:00.0";
@@ -212,7 +215,7 @@ fn preserved_size(pci: &str) -> String {
 }
 
 fn preserve() -> ExitCode {
-    let mut tap = Tap::new(5);
+    let mut tap = Tap::new(6);
     let device = match VfioDevice::open(DEVICE) {
         Ok(d) => d,
         Err(e) => {
@@ -305,6 +308,20 @@ fn preserve() -> ExitCode {
              {SESSION}; {CONTROL_IGB} is not kept"
         ),
         Ok(()),
+    );
+    tap.check(
+        "ask whether the edu's DMA goes on through the update: no, its DMA buffer is not kept \
+         memory (VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA), so it is quiesced at the kexec",
+        device
+            .dma_through_update()
+            .map_err(err)
+            .and_then(|dma| match dma {
+                DmaThroughUpdate {
+                    stops: Some(DmaStops::NotKept),
+                    required: false,
+                } => Ok(()),
+                other => Err(format!("{other:?}")),
+            }),
     );
     tap.report(&format!(
         "kept: the edu's file (token {DEVICE_TOKEN}): {}",

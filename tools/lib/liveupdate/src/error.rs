@@ -34,6 +34,8 @@ pub enum Op {
     RegionAccess,
     /// `VFIO_DEVICE_RESET`.
     Reset,
+    /// `VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA`.
+    LiveUpdateDma,
     /// Opening `/dev/iommu`.
     OpenIommufd,
     /// `IOMMU_IOAS_ALLOC`.
@@ -62,6 +64,7 @@ impl Op {
             Op::RegionInfo => "reading a vfio region's description",
             Op::RegionAccess => "accessing a vfio region",
             Op::Reset => "resetting a vfio device",
+            Op::LiveUpdateDma => "asking about a vfio device's DMA through a Live Update",
             Op::OpenIommufd => "opening /dev/iommu",
             Op::AllocIoas => "allocating an IOAS",
             Op::MapDma => "mapping memory for DMA",
@@ -108,7 +111,6 @@ impl Op {
             }
             (Op::RetrieveFd, ENODEV) => "the device the file stood for is not there any more",
             (Op::Finish, EINVAL) => "only sessions retrieved from the previous kernel are finished",
-            (Op::Finish, EBUSY) => "a file of the session is not ready to be finished",
             (Op::OpenVfioDevice, ENOENT) => {
                 "no vfio cdev for that device (bound to vfio-pci? CONFIG_VFIO_DEVICE_CDEV?)"
             }
@@ -116,6 +118,20 @@ impl Op {
                 "the device came from the previous kernel: retrieve its file from the session"
             }
             (Op::Bind, EBUSY) => "the device is bound already, or another user has its group",
+            (Op::Finish, EBUSY) => {
+                "a file of the session is not ready to be finished: a vfio device still DMAs \
+                 through the translation the previous kernel handed over until it is attached \
+                 to an IOAS"
+            }
+            (Op::LiveUpdateDma, ENOTTY) => {
+                "the kernel has no vfio-pci Live Update (CONFIG_VFIO_PCI_LIVEUPDATE)"
+            }
+            (Op::LiveUpdateDma, EINVAL) => {
+                "DMA through the update can only be required of a device whose file is preserved"
+            }
+            (Op::LiveUpdateDma, EOPNOTSUPP) => {
+                "no IOMMU can hand the device's translation over (CONFIG_INTEL_IOMMU_LIVEUPDATE)"
+            }
             _ => return None,
         })
     }

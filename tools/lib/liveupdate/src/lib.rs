@@ -72,7 +72,7 @@ mod vfio;
 pub use error::{Error, Op, Result};
 pub use iommufd::{DmaBuffer, Ioas, Iommufd};
 pub use session::{LiveUpdate, Session};
-pub use vfio::{is_pci_address, Region, VfioDevice, CONFIG_REGION};
+pub use vfio::{is_pci_address, DmaStops, DmaThroughUpdate, Region, VfioDevice, CONFIG_REGION};
 
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,22 @@ pub const VFIO_DEVICE_RESET: c_ulong = io(vfio::VFIO_TYPE, vfio::VFIO_BASE + 11)
 pub const VFIO_DEVICE_BIND_IOMMUFD: c_ulong = io(vfio::VFIO_TYPE, vfio::VFIO_BASE + 18);
 /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`.
 pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: c_ulong = io(vfio::VFIO_TYPE, vfio::VFIO_BASE + 19);
+/// `VFIO_DEVICE_FEATURE`.
+pub const VFIO_DEVICE_FEATURE: c_ulong = io(vfio::VFIO_TYPE, vfio::VFIO_BASE + 17);
+/// `VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA`, newer than `vfio-bindings`.
+pub const VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA: u32 = 14;
+/// `VFIO_LIVEUPDATE_DMA_CONTINUES`.
+pub const VFIO_LIVEUPDATE_DMA_CONTINUES: u32 = 1 << 0;
+/// `VFIO_LIVEUPDATE_DMA_REQUIRED`.
+pub const VFIO_LIVEUPDATE_DMA_REQUIRED: u32 = 1 << 1;
+/// `VFIO_LIVEUPDATE_DMA_UNSUPPORTED`.
+pub const VFIO_LIVEUPDATE_DMA_UNSUPPORTED: u32 = 1;
+/// `VFIO_LIVEUPDATE_DMA_NOT_KEPT`.
+pub const VFIO_LIVEUPDATE_DMA_NOT_KEPT: u32 = 2;
+/// `VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED`.
+pub const VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED: u32 = 3;
+/// `VFIO_LIVEUPDATE_DMA_TABLES`.
+pub const VFIO_LIVEUPDATE_DMA_TABLES: u32 = 4;
 /// `IOMMU_IOAS_ALLOC`.
 pub const IOMMU_IOAS_ALLOC: c_ulong = io(iommufd::IOMMUFD_TYPE, iommufd::IOMMUFD_CMD_IOAS_ALLOC);
 /// `IOMMU_IOAS_MAP`.
@@ -86,6 +102,20 @@ const _: () = {
     assert!(std::mem::size_of::<SessionFinish>() == 8);
     assert!(std::mem::size_of::<SessionGetName>() == 72);
 };
+
+/// `struct vfio_device_feature` carrying a `struct vfio_device_feature_liveupdate_dma`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct FeatureLiveupdateDma {
+    pub argsz: u32,
+    pub flags: u32,
+    /// `vfio_device_feature_liveupdate_dma.flags`.
+    pub dma_flags: u32,
+    /// `vfio_device_feature_liveupdate_dma.reason`.
+    pub reason: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<FeatureLiveupdateDma>() == 16);
 
 /// The size field every structure starts with.
 pub(crate) fn size_of<T>() -> u32 {

@@ -11,8 +11,11 @@ use crate::error::{Error, Op, Result};
 use crate::iommufd::{Ioas, Iommufd};
 use crate::sys::{ioctl, ioctl_none, open_rw};
 use crate::uapi::{
-    VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_GET_REGION_INFO,
-    VFIO_DEVICE_RESET,
+    FeatureLiveupdateDma, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD,
+    VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA, VFIO_DEVICE_GET_REGION_INFO,
+    VFIO_DEVICE_RESET, VFIO_LIVEUPDATE_DMA_CONTINUES, VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED,
+    VFIO_LIVEUPDATE_DMA_NOT_KEPT, VFIO_LIVEUPDATE_DMA_REQUIRED, VFIO_LIVEUPDATE_DMA_TABLES,
+    VFIO_LIVEUPDATE_DMA_UNSUPPORTED,
 };
 
 /// Index of a PCI device's config space region.
@@ -35,6 +38,33 @@ pub fn is_pci_address(address: &str) -> bool {
         && hex(dev, 2)
         && u8::from_str_radix(dev, 16).is_ok_and(|d| d < 32)
         && matches!(function.as_bytes(), [b'0'..=b'7'])
+}
+
+/// Why a kept device's DMA would stop at the kexec rather than go on
+/// (`VFIO_LIVEUPDATE_DMA_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaStops {
+    /// No IOMMU that translates the device can hand its translation over.
+    Unsupported,
+    /// A mapping of its IOAS points at memory that is not kept (not a memfd preserved in a
+    /// Live Update session).
+    NotKept,
+    /// Its IOAS maps nothing.
+    NothingMapped,
+    /// Its translation structures cannot be handed over.
+    Tables,
+    /// A reason this crate does not know.
+    Other(u32),
+}
+
+/// What a Live Update now would do to a device's DMA
+/// ([`VfioDevice::dma_through_update`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaThroughUpdate {
+    /// Why it would stop at the kexec; `None` when it would go on, translated throughout.
+    pub stops: Option<DmaStops>,
+    /// Its user requires it to go on ([`VfioDevice::require_dma_through_update`]).
+    pub required: bool,
 }
 
 /// A region of a vfio device (`struct vfio_region_info`).
@@ -106,6 +136,56 @@ impl VfioDevice {
         ioctl(self.file.as_fd(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut arg)
             .map_err(|e| Error::os(Op::Attach, e))?;
         Ok(())
+    }
+
+    /// Whether the device's DMA would go on through a Live Update now, should its file be
+    /// kept (`VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA`): only when the IOMMU hands its
+    /// translation over, which needs every mapping of its IOAS to point at memory that is
+    /// kept too, guest memory in a memfd preserved in a session. Otherwise the device is
+    /// quiesced at the kexec and gets bus mastering back when attached again.
+    pub fn dma_through_update(&self) -> Result<DmaThroughUpdate> {
+        let arg = self.liveupdate_dma(sys::VFIO_DEVICE_FEATURE_GET, 0)?;
+        let stops = if arg.dma_flags & VFIO_LIVEUPDATE_DMA_CONTINUES != 0 {
+            None
+        } else {
+            Some(match arg.reason {
+                VFIO_LIVEUPDATE_DMA_UNSUPPORTED => DmaStops::Unsupported,
+                VFIO_LIVEUPDATE_DMA_NOT_KEPT => DmaStops::NotKept,
+                VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED => DmaStops::NothingMapped,
+                VFIO_LIVEUPDATE_DMA_TABLES => DmaStops::Tables,
+                other => DmaStops::Other(other),
+            })
+        };
+        Ok(DmaThroughUpdate {
+            stops,
+            required: arg.dma_flags & VFIO_LIVEUPDATE_DMA_REQUIRED != 0,
+        })
+    }
+
+    /// For a device whose file is preserved: requires its DMA to go on through the Live
+    /// Update, or lifts the requirement. While required, a kexec that cannot keep the
+    /// device's DMA going fails (`reboot()` gives `EINVAL`) rather than stop it, and the
+    /// device goes on as before. The requirement ends with the preservation.
+    pub fn require_dma_through_update(&self, required: bool) -> Result<()> {
+        let flags = if required {
+            VFIO_LIVEUPDATE_DMA_REQUIRED
+        } else {
+            0
+        };
+        self.liveupdate_dma(sys::VFIO_DEVICE_FEATURE_SET, flags)
+            .map(|_| ())
+    }
+
+    fn liveupdate_dma(&self, op: u32, dma_flags: u32) -> Result<FeatureLiveupdateDma> {
+        let mut arg = FeatureLiveupdateDma {
+            argsz: std::mem::size_of::<FeatureLiveupdateDma>() as u32,
+            flags: op | VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA,
+            dma_flags,
+            reason: 0,
+        };
+        ioctl(self.file.as_fd(), VFIO_DEVICE_FEATURE, &mut arg)
+            .map_err(|e| Error::os(Op::LiveUpdateDma, e))?;
+        Ok(arg)
     }
 
     /// The region `index` (`VFIO_PCI_BAR0_REGION_INDEX` is 0, [`CONFIG_REGION`] 7).

@@ -65,6 +65,36 @@ fn expected() -> Vec<(&'static str, u64)> {
             "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
             VFIO_DEVICE_ATTACH_IOMMUFD_PT,
         ),
+        ("VFIO_DEVICE_FEATURE", VFIO_DEVICE_FEATURE),
+        (
+            "VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA",
+            VFIO_DEVICE_FEATURE_LIVEUPDATE_DMA.into(),
+        ),
+        (
+            "VFIO_LIVEUPDATE_DMA_CONTINUES",
+            VFIO_LIVEUPDATE_DMA_CONTINUES.into(),
+        ),
+        (
+            "VFIO_LIVEUPDATE_DMA_REQUIRED",
+            VFIO_LIVEUPDATE_DMA_REQUIRED.into(),
+        ),
+        (
+            "VFIO_LIVEUPDATE_DMA_UNSUPPORTED",
+            VFIO_LIVEUPDATE_DMA_UNSUPPORTED.into(),
+        ),
+        (
+            "VFIO_LIVEUPDATE_DMA_NOT_KEPT",
+            VFIO_LIVEUPDATE_DMA_NOT_KEPT.into(),
+        ),
+        (
+            "VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED",
+            VFIO_LIVEUPDATE_DMA_NOTHING_MAPPED.into(),
+        ),
+        ("VFIO_LIVEUPDATE_DMA_TABLES", VFIO_LIVEUPDATE_DMA_TABLES.into()),
+        (
+            "sizeof(struct vfio_device_feature) + sizeof(struct vfio_device_feature_liveupdate_dma)",
+            size::<FeatureLiveupdateDma>(),
+        ),
         ("IOMMU_IOAS_ALLOC", IOMMU_IOAS_ALLOC),
         ("IOMMU_IOAS_MAP", IOMMU_IOAS_MAP),
         (
