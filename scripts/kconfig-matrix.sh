@@ -12,9 +12,9 @@
 #     vanish from the configuration where Live Update itself is off;
 #   - a configuration that can run a Live Update boots and runs a scenario:
 #     the test kernel (modules, as distributions build VFIO) runs all of them
-#     (make test), the built-in one the main scenario here, and the kernel
-#     without the vfio-pci handler is the one the unclaimed-device scenario
-#     kexecs into;
+#     (make test), the built-in one and the one without the VT-d hand-over
+#     the main scenario here, and the kernel without the vfio-pci handler is
+#     the one the unclaimed-device scenario kexecs into;
 #   - with both options off, vmlinux has the same text and data sizes as the
 #     pristine 7.3 tree built from the same configuration (size -A side by
 #     side), and the VFIO modules the hooks touch have the same sizes.
@@ -28,6 +28,7 @@ set -uo pipefail
 MATRIX=(
 	"test|VFIO, vfio-pci-core and vfio-pci modules; both options =y (the test kernel)|"
 	"builtin|VFIO built in; both options =y|vfio-pci-liveupdate.toml"
+	"no-vtd-handover|VFIO modules; both options =y, INTEL_IOMMU_LIVEUPDATE=n|vfio-pci-liveupdate.toml"
 	"no-vfio-handler|VFIO modules; PCI_LIVEUPDATE=y, VFIO_PCI_LIVEUPDATE=n|"
 	"pci-only|no VFIO; PCI_LIVEUPDATE=y|"
 	"off|VFIO modules; both options =n|"
