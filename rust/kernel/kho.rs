@@ -101,9 +101,8 @@ pub fn read_handed_over(phys: u64, buf: &mut [u8]) -> Result {
     if buf.len() > size {
         return Err(EINVAL);
     }
-    // SAFETY: `phys` starts `size` bytes of preserved memory, which the direct map covers. Its
-    // owner may restore and free it meanwhile: `copy_from_kernel_nofault()` copies into `buf`,
-    // valid for `buf.len()` bytes, without faulting even if the memory is gone by then.
+    // SAFETY: `buf` is valid for `buf.len()` bytes; the source, preserved memory in the direct
+    // map that its owner may free meanwhile, is read without faulting either way.
     let ret = unsafe {
         bindings::copy_from_kernel_nofault(
             buf.as_mut_ptr().cast(),
